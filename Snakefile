@@ -1,0 +1,29 @@
+# ScaleQuest: scalable math question synthesis from scratch (arXiv 2410.18693).
+#   snakemake --profile profiles/local     the embedded tiny default, on this machine's CPU
+#   snakemake -n                           plan the full-scale run in config.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/generate.smk"
+include: "rules/filter.smk"
+include: "rules/respond.smk"
+include: "rules/reward.smk"
+include: "rules/release.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.release.output,
+
+
+onsuccess:
+    print(f"\nDataset: {RELEASE_DIR}/data  (datasets.load_dataset('parquet', data_files='{RELEASE_DIR}/data/*.parquet'))")
+    print(f"Card:    {RELEASE_DIR}/README.md\nFunnel:  {RELEASE_DIR}/funnel.json")

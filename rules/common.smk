@@ -1,0 +1,73 @@
+# Shared naming for every rule file: validated config, shard ids, paths, seeds, model inputs.
+# Naming only; the logic lives in the scalequest package.
+import os
+import re
+
+from scalequest.config import ConfigError, validate_config
+from scalequest.funnel import SHARD_STAGES
+from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
+
+try:
+    _validated = validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"Configuration error: {error}") from None
+config.clear()
+config.update(_validated)
+
+RESULTS = config["results"]
+GENERATORS = sorted(config["generators"])
+
+# Jobs import the package from this checkout, also inside per-rule conda envs.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+wildcard_constraints:
+    gen="|".join(re.escape(name) for name in GENERATORS),
+    shard=SHARD_PATTERN,
+
+
+def shards_of(gen):
+    return shard_ids(config["generators"][gen]["questions"], config["generate"]["shard_size"])
+
+
+def shard_file(stage, gen="{gen}", shard="{shard}"):
+    return f"{RESULTS}/{stage}/{gen}/{shard}.parquet"
+
+
+def stats_file(stage, gen="{gen}", shard="{shard}"):
+    return f"{RESULTS}/{stage}/{gen}/{shard}.stats.json"
+
+
+def log_file(stage):
+    return f"{RESULTS}/logs/{stage}/{{gen}}/{{shard}}.log"
+
+
+def all_shard_files(stage):
+    return [shard_file(stage, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+
+
+def all_stats_files(stage):
+    return [stats_file(stage, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+
+
+def shard_seed(stage):
+    return lambda wildcards: derive_seed(config["seed"], stage, wildcards.gen, wildcards.shard)
+
+
+def model_params(key):
+    """A model's config entry as a rule param: editing the entry re-runs the rules using it."""
+    return {"key": key, "entry": config["models"][key]}
+
+
+def model_inputs(key):
+    """Models the workflow builds itself are inputs; hub models are fetched by the engine."""
+    entry = config["models"][key]
+    return [entry["path"]] if entry.get("build") else []
+
+
+def built_model_path(build):
+    return next((m["path"] for m in config["models"].values() if m.get("build") == build), None)
+
+
+def generator_model(wildcards):
+    return config["generators"][wildcards.gen]["model"]

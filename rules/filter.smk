@@ -1,0 +1,20 @@
+# Stage 4: language and solvability filters (the difficulty stage will follow this one).
+SOLVABILITY = config["filter"]["solvability"]
+
+
+rule filter:
+    input:
+        questions=shard_file("generate"),
+        model=model_inputs(SOLVABILITY["model"]) if SOLVABILITY["enabled"] else [],
+    output:
+        shard=shard_file("filter"),
+        stats=stats_file("filter"),
+    params:
+        language=config["filter"]["language"],
+        judge=model_params(SOLVABILITY["model"]) if SOLVABILITY["enabled"] else None,
+        sampling=SOLVABILITY["sampling"],
+        seed=shard_seed("filter"),
+    log:
+        log_file("filter"),
+    script:
+        "../scripts/filter.py"

@@ -1,0 +1,34 @@
+# Stage 6: merge, exact dedup, shuffle, Parquet + dataset card + funnel.json.
+RELEASE_DIR = f"{RESULTS}/release"
+
+
+def release_inputs(wildcards):
+    inputs = {"best": all_shard_files("best")}
+    inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in SHARD_STAGES})
+    return inputs
+
+
+def release_settings():
+    """What the card reports about how the data was made (no secrets live in the config)."""
+    keys = ["seed", "generators", "generate", "filter", "respond", "reward"]
+    settings = {key: config[key] for key in keys}
+    settings["models"] = {key: config["models"][key]["path"] for key in sorted(config["models"])}
+    return settings
+
+
+rule release:
+    input:
+        unpack(release_inputs),
+    output:
+        data=directory(f"{RELEASE_DIR}/data"),
+        card=f"{RELEASE_DIR}/README.md",
+        funnel=f"{RELEASE_DIR}/funnel.json",
+    params:
+        seed=derive_seed(config["seed"], "release", "all", 0),
+        rows_per_file=config["release"]["rows_per_file"],
+        name=config["release"]["name"],
+        settings=release_settings(),
+    log:
+        f"{RESULTS}/logs/release.log",
+    script:
+        "../scripts/release.py"

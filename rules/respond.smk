@@ -1,0 +1,19 @@
+# Stage 5a: n responses per kept question.
+
+
+rule respond:
+    input:
+        questions=shard_file("filter"),
+        model=model_inputs(config["respond"]["model"]),
+    output:
+        shard=shard_file("respond"),
+        stats=stats_file("respond"),
+    params:
+        model=model_params(config["respond"]["model"]),
+        n=config["respond"]["n"],
+        sampling=config["respond"]["sampling"],
+        seed=shard_seed("respond"),
+    log:
+        log_file("respond"),
+    script:
+        "../scripts/respond.py"

@@ -1,0 +1,96 @@
+"""The dataset card (README.md of the release), written from funnel.json's numbers."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+COLUMNS = {
+    "id": "stable question id `{generator}-{shard}-{index}`",
+    "generator": "the question generator's name in the config",
+    "shard": "the shard that produced the question",
+    "question": "the synthesized question",
+    "question_model": "model that wrote the question",
+    "question_seed": "seed of the generation shard",
+    "response": "the highest-reward response",
+    "score": "its reward score",
+    "margin": "score minus the runner-up's score (empty when there was one candidate)",
+    "candidates": "responses the reward model chose from",
+    "response_model": "model that wrote the response",
+    "reward_model": "model that scored the responses",
+}
+
+
+def _size_category(count: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if count < limit:
+            return label
+    return "1M<n<10M"
+
+
+def _funnel_table(funnel: Mapping[str, Any]) -> str:
+    lines = ["| stage | unit | in | kept | dropped (reason: count) |", "|---|---|---|---|---|"]
+    for entry in funnel["stages"]:
+        for unit in ("questions", "responses"):
+            if unit in entry:
+                counts = entry[unit]
+                dropped = ", ".join(f"{reason}: {n}" for reason, n in counts["dropped"].items() if n) or "-"
+                lines.append(f"| {entry['stage']} | {counts['unit']} | {counts['in']} | {counts['kept']} | {dropped} |")
+    return "\n".join(lines)
+
+
+def render_card(*, name: str, funnel: Mapping[str, Any], settings: Mapping[str, Any],
+                sample: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown with a Hugging Face YAML header; every number comes from `funnel`."""
+    header = {
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        "language": ["en"],
+        "task_categories": ["text-generation", "question-answering"],
+        "tags": ["math", "synthetic", "scalequest"],
+        "size_categories": [_size_category(funnel["released_pairs"])],
+    }
+    models = "\n".join(f"- {role}: {', '.join(ids)}" for role, ids in funnel["models"].items())
+    columns = "\n".join(f"- `{column}`: {text}" for column, text in COLUMNS.items())
+    examples = "\n\n".join(f"**Q:** {row['question']}\n\n**A:** {row['response']}" for row in sample)
+    return f"""---
+{yaml.safe_dump(header, sort_keys=False).strip()}
+---
+
+# {name}
+
+{funnel['released_pairs']} math question/response pairs synthesized from scratch with the ScaleQuest
+method (arXiv 2410.18693): question generators write questions, a solver judges their solvability
+and answers each one several times, and a reward model keeps the best answer.
+
+## Load
+
+```python
+from datasets import load_dataset
+ds = load_dataset("parquet", data_files="data/*.parquet", split="train")
+```
+
+## Funnel
+
+{_funnel_table(funnel)}
+
+Released pairs: **{funnel['released_pairs']}** in {len(funnel['files'])} file(s).
+
+## Models
+
+{models}
+
+## Columns
+
+{columns}
+
+## Settings
+
+```json
+{json.dumps(settings, indent=2, sort_keys=True)}
+```
+
+## Examples
+
+{examples or '(no pairs)'}
+"""

@@ -1,0 +1,111 @@
+"""The engine interface. Tokenization lives here, so both engines see the same token ids,
+truncate the same way and agree on which prompts are too long."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..models import ModelSpec
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of one generation call; request i uses seed `seed + i`."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, sampling: dict[str, Any], *, n: int = 1, stop: Sequence[str] = (), seed: int = 0) -> "Sampling":
+        return cls(n=n, temperature=sampling["temperature"], top_p=sampling["top_p"],
+                   max_tokens=sampling["max_tokens"], stop=tuple(stop), seed=seed)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation. `finished` is False when it hit the token limit."""
+
+    text: str
+    tokens: int
+    finished: bool
+
+
+class _TokenizingEngine(ABC):
+    """Shared tokenizer handling; subclasses set `self.tokenizer` and `self.spec`."""
+
+    spec: ModelSpec
+    tokenizer: Any
+
+    def render_chat(self, messages: list[dict[str, str]], *, add_generation_prompt: bool) -> str:
+        """Messages → the model's own chat text."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def close(self) -> None:
+        """Release the model; engines free their resources here."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class GenerationEngine(_TokenizingEngine):
+    """Prompts in, n completions per prompt out."""
+
+    def split_stops(self, stops: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Stops that are single special tokens become token ids (they never appear in decoded
+        text); the rest stay strings. The tokenizer's EOS always stops."""
+        added = self.tokenizer.get_added_vocab()
+        ids = {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set()
+        strings = []
+        for stop in stops:
+            if stop in added:
+                ids.add(added[stop])
+            else:
+                strings.append(stop)
+        return sorted(ids), strings
+
+    def fits(self, prompt_ids: Sequence[int], sampling: Sampling) -> bool:
+        """Whether a prompt leaves room for at least one generated token."""
+        return len(prompt_ids) < self.spec.max_model_len
+
+    @abstractmethod
+    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
+        """n completions for each tokenized prompt (every prompt must fit)."""
+
+    def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion] | None]:
+        """n completions per prompt; None for a prompt too long for the model's context."""
+        encoded = [self.encode(p) for p in prompts]
+        fitting = [i for i, ids in enumerate(encoded) if self.fits(ids, sampling)]
+        results: list[list[Completion] | None] = [None] * len(prompts)
+        if fitting:
+            for index, completions in zip(fitting, self.generate_ids([encoded[i] for i in fitting], sampling)):
+                results[index] = completions
+        return results
+
+
+class ScoringEngine(_TokenizingEngine):
+    """Conversations in, one float each out (a reward or a regression score)."""
+
+    @abstractmethod
+    def score_ids(self, inputs: Sequence[list[int]]) -> list[float]:
+        """One score per tokenized input."""
+
+    def score(self, conversations: Sequence[list[dict[str, str]]]) -> tuple[list[float], int]:
+        """Scores, and how many inputs were cut to the model's context length."""
+        inputs, truncated = [], 0
+        for conversation in conversations:
+            ids = self.encode(self.render_chat(conversation, add_generation_prompt=False))
+            if len(ids) > self.spec.max_model_len:
+                ids, truncated = ids[: self.spec.max_model_len], truncated + 1
+            inputs.append(ids)
+        return (self.score_ids(inputs) if inputs else []), truncated

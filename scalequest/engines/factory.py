@@ -1,0 +1,31 @@
+"""Choose the engine a model's config entry asks for."""
+from __future__ import annotations
+
+from ..models import ModelSpec
+from .base import GenerationEngine, ScoringEngine
+
+
+def open_generator(spec: ModelSpec, seed: int = 0) -> GenerationEngine:
+    """A generation engine for `spec` (caller closes it, or uses it as a context manager)."""
+    if spec.engine == "hf":
+        from .hf import HFGenerator
+
+        return HFGenerator(spec)
+    if spec.engine == "vllm":
+        from .vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(spec, seed)
+    raise ValueError(f"model '{spec.key}': unknown engine '{spec.engine}'")
+
+
+def open_scorer(spec: ModelSpec, seed: int = 0) -> ScoringEngine:
+    """A scoring engine (reward model, regression head) for `spec`."""
+    if spec.engine == "hf":
+        from .hf import HFScorer
+
+        return HFScorer(spec)
+    if spec.engine == "vllm":
+        from .vllm_engine import VLLMScorer
+
+        return VLLMScorer(spec, seed)
+    raise ValueError(f"model '{spec.key}': unknown engine '{spec.engine}'")

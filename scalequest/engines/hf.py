@@ -1,0 +1,134 @@
+"""The `hf` engine: batched transformers generation and sequence-classification scoring."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..progress import progress
+
+from ..models import ModelSpec
+from .base import Completion, GenerationEngine, Sampling, ScoringEngine
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def _left_padded(batch: Sequence[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids):] = torch.tensor(ids)
+        attention[row, width - len(ids):] = 1
+    return input_ids, attention
+
+
+def _load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class HFGenerator(GenerationEngine):
+    """transformers `generate`, one padded batch of prompts at a time."""
+
+    def __init__(self, spec: ModelSpec):
+        from transformers import AutoModelForCausalLM
+
+        self.spec = spec
+        self.tokenizer = _load_tokenizer(spec)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
+        ).eval()
+
+    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
+        import torch
+
+        stop_ids, stop_strings = self.split_stops(sampling.stop)
+        pad_id = self.tokenizer.pad_token_id
+        results: list[list[Completion]] = []
+        batch_size = self.spec.batch_size
+        bar = progress(total=len(prompts), desc=f"generate [{self.spec.key}]", unit="prompt")
+        generated_tokens = 0
+        for start in range(0, len(prompts), batch_size):
+            batch = list(prompts[start:start + batch_size])
+            input_ids, attention = _left_padded(batch, pad_id)
+            # Seeding per batch keeps a shard reproducible for a fixed batch size.
+            torch.manual_seed(sampling.seed + start)
+            sample = sampling.temperature > 0
+            with torch.inference_mode():
+                output = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    do_sample=sample,
+                    temperature=sampling.temperature if sample else None,
+                    top_p=sampling.top_p if sample else None,
+                    top_k=None,
+                    max_new_tokens=min(sampling.max_tokens, self.spec.max_model_len - input_ids.shape[1]),
+                    num_return_sequences=sampling.n,
+                    eos_token_id=stop_ids,
+                    pad_token_id=pad_id,
+                    stop_strings=stop_strings or None,
+                    tokenizer=self.tokenizer if stop_strings else None,
+                )
+            new_tokens = output[:, input_ids.shape[1]:].tolist()
+            for row in range(len(batch)):
+                completions = [self._completion(ids, stop_ids, stop_strings, sampling.max_tokens)
+                               for ids in new_tokens[row * sampling.n:(row + 1) * sampling.n]]
+                generated_tokens += sum(c.tokens for c in completions)
+                results.append(completions)
+            bar.update(len(batch))
+            bar.set_postfix(tok_s=f"{generated_tokens / max(bar.format_dict['elapsed'], 1e-9):.0f}")
+        bar.close()
+        return results
+
+    def _completion(self, ids: list[int], stop_ids: list[int], stop_strings: list[str], max_tokens: int) -> Completion:
+        finished = False
+        for pos, token in enumerate(ids):
+            if token in stop_ids:
+                ids, finished = ids[:pos], True
+                break
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for stop in stop_strings:
+            cut = text.find(stop)
+            if cut != -1:
+                text, finished = text[:cut], True
+        # Without a stop the row runs to max_tokens; a shorter row was cut by the context limit.
+        return Completion(text=text, tokens=len(ids), finished=finished)
+
+
+class HFScorer(ScoringEngine):
+    """A sequence-classification model with one output, in padded batches."""
+
+    def __init__(self, spec: ModelSpec):
+        from transformers import AutoModelForSequenceClassification
+
+        self.spec = spec
+        self.tokenizer = _load_tokenizer(spec)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
+        ).eval()
+        if self.model.config.num_labels != 1:
+            raise ValueError(f"{spec.path}: a scoring model needs num_labels=1, it has {self.model.config.num_labels}")
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def score_ids(self, inputs: Sequence[list[int]]) -> list[float]:
+        import torch
+
+        scores: list[float] = []
+        for start in progress(range(0, len(inputs), self.spec.batch_size), desc=f"score [{self.spec.key}]",
+                              unit="batch"):
+            batch = list(inputs[start:start + self.spec.batch_size])
+            input_ids, attention = _left_padded(batch, self.tokenizer.pad_token_id)
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids, attention_mask=attention).logits
+            scores.extend(logits[:, 0].float().tolist())
+        return scores

@@ -1,0 +1,42 @@
+"""Model entries of the config as typed specs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load one model: where from, through which engine, with which options."""
+
+    key: str
+    path: str
+    engine: str = "vllm"
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    trust_remote_code: bool = False
+    batch_size: int = 16
+    vllm_args: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], key: str) -> "ModelSpec":
+        return cls.from_entry(key, config["models"][key])
+
+    @classmethod
+    def from_entry(cls, key: str, entry: Mapping[str, Any]) -> "ModelSpec":
+        """From one `models.<key>` entry of the validated config."""
+        return cls(
+            key=key,
+            path=entry["path"],
+            engine=entry.get("engine", "vllm"),
+            dtype=entry.get("dtype", "auto"),
+            max_model_len=entry.get("max_model_len", 4096),
+            # Off unless this model's entry turns it on: remote code runs with the job's rights.
+            trust_remote_code=bool(entry.get("trust_remote_code", False)),
+            batch_size=entry.get("batch_size", 16),
+            vllm_args=dict(entry.get("vllm_args") or {}),
+        )
+
+    def describe(self) -> str:
+        """The model's identity as recorded in shards and stats."""
+        return self.path

@@ -1,0 +1,122 @@
+"""One Parquet record schema per stage, shared by the writer and the reader.
+
+Every shard carries the question's provenance (id, generator, shard, model, seed), and its
+stage name in the file's metadata, so a shard describes itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+
+SCHEMA_VERSION = "1"
+
+QUESTION_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("generator", pa.string(), nullable=False),
+    pa.field("shard", pa.int32(), nullable=False),
+    pa.field("question", pa.string(), nullable=False),
+    pa.field("question_model", pa.string(), nullable=False),
+    pa.field("question_seed", pa.int64(), nullable=False),
+]
+RESPONSE_FIELDS = [
+    pa.field("responses", pa.list_(pa.string()), nullable=False),
+    pa.field("response_model", pa.string(), nullable=False),
+    pa.field("response_seed", pa.int64(), nullable=False),
+]
+
+
+@dataclass(frozen=True)
+class StageSchema:
+    """A stage's record layout."""
+
+    stage: str
+    schema: pa.Schema
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def metadata(self) -> dict[bytes, bytes]:
+        return {b"scalequest.stage": self.stage.encode(), b"scalequest.schema_version": SCHEMA_VERSION.encode()}
+
+
+QUESTIONS = StageSchema("generate", pa.schema(QUESTION_FIELDS + [pa.field("gen_tokens", pa.int32(), nullable=False)]))
+SOLVABLE = StageSchema(
+    "filter",
+    pa.schema(QUESTION_FIELDS + [pa.field("judge_reply", pa.string()), pa.field("judge_model", pa.string())]),
+)
+RESPONSES = StageSchema("respond", pa.schema(QUESTION_FIELDS + RESPONSE_FIELDS))
+SCORED = StageSchema(
+    "reward",
+    pa.schema(
+        QUESTION_FIELDS
+        + RESPONSE_FIELDS
+        + [pa.field("scores", pa.list_(pa.float64()), nullable=False), pa.field("reward_model", pa.string(), nullable=False)]
+    ),
+)
+BEST = StageSchema(
+    "best",
+    pa.schema(
+        QUESTION_FIELDS
+        + [
+            pa.field("response", pa.string(), nullable=False),
+            pa.field("score", pa.float64(), nullable=False),
+            pa.field("margin", pa.float64()),  # null when the question had a single scored response
+            pa.field("candidates", pa.int32(), nullable=False),
+            pa.field("response_model", pa.string(), nullable=False),
+            pa.field("reward_model", pa.string(), nullable=False),
+        ]
+    ),
+)
+RELEASE = StageSchema("release", BEST.schema)
+
+
+class ShardFormatError(ValueError):
+    """A shard file does not hold what its stage's schema says."""
+
+
+def to_table(rows: Iterable[Mapping[str, Any]], layout: StageSchema) -> pa.Table:
+    """Rows (dicts) → a table with exactly the stage's columns, in order."""
+    rows = list(rows)
+    try:
+        table = pa.Table.from_pylist(rows, schema=layout.schema) if rows else layout.schema.empty_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as err:
+        raise ShardFormatError(f"rows do not fit the '{layout.stage}' schema: {err}") from err
+    return table.replace_schema_metadata(layout.metadata())
+
+
+def write_shard(table: pa.Table, layout: StageSchema, path: str | Path) -> None:
+    """Write a stage shard atomically after checking it has the stage's exact schema."""
+    if not table.schema.equals(layout.schema, check_metadata=False):
+        raise ShardFormatError(
+            f"refusing to write {path}: columns {table.schema.names} do not match the "
+            f"'{layout.stage}' schema {layout.columns}"
+        )
+    table = table.replace_schema_metadata(layout.metadata())
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
+    """Read a stage shard and check that it is one (stage name and columns)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
+    stage = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
+    if stage != layout.stage:
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'")
+    if not table.schema.equals(layout.schema, check_metadata=False):
+        raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' schema {layout.columns}")
+    return table
+
+
+def question_columns(table: pa.Table) -> pa.Table:
+    """The provenance + question columns every stage carries forward."""
+    return table.select([f.name for f in QUESTION_FIELDS])

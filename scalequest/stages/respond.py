@@ -1,0 +1,48 @@
+"""Stage 5a: n responses per question from the solver, in one request per question."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..answers import has_final_answer
+from ..engines import Sampling, open_generator
+from ..models import ModelSpec
+from ..prompts import response_messages
+from ..records import RESPONSES, SOLVABLE, question_columns, read_shard
+from ..stats import Funnel, ShardStats
+from .shard_io import write_stage_outputs
+
+
+def respond_shard(*, generator: str, shard: str, questions_path: str | Path, model: ModelSpec, n: int,
+                  sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
+    """Sample n responses per question; drop responses that are cut off or state no final
+    answer, and questions left with none."""
+    rows = question_columns(read_shard(questions_path, SOLVABLE)).to_pylist()
+    stats = ShardStats("respond", generator, shard, seed, {"responder": model.describe()},
+                       responses=Funnel(unit="response"))
+    kept = []
+    if rows:
+        with open_generator(model, seed) as engine:
+            prompts = [engine.render_chat(response_messages(row["question"]), add_generation_prompt=True)
+                       for row in rows]
+            results = engine.generate(prompts, Sampling.from_config(sampling, n=n, seed=seed))
+        for row, completions in zip(rows, results):
+            if completions is None:
+                stats.questions.drop("prompt_too_long")
+                continue
+            answers = []
+            for completion in completions:
+                stats.counters["generated_tokens"] += completion.tokens
+                if not completion.finished:
+                    stats.responses.drop("truncated")
+                elif not has_final_answer(completion.text):
+                    stats.responses.drop("no_final_answer")
+                else:
+                    stats.responses.keep()
+                    answers.append(completion.text.strip())
+            if not answers:
+                stats.questions.drop("no_valid_response")
+                continue
+            stats.questions.keep()
+            kept.append({**row, "responses": answers, "response_model": model.describe(), "response_seed": seed})
+    return write_stage_outputs(kept, RESPONSES, out, stats)

@@ -1,0 +1,33 @@
+"""Stage 5b: the reward model scores every (question, response)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engines import open_scorer
+from ..models import ModelSpec
+from ..prompts import reward_messages
+from ..records import RESPONSES, SCORED, read_shard
+from ..stats import Funnel, ShardStats
+from .shard_io import write_stage_outputs
+
+
+def reward_shard(*, generator: str, shard: str, responses_path: str | Path, model: ModelSpec, seed: int,
+                 out: str | Path) -> ShardStats:
+    """Score all responses of the shard; nothing is dropped here."""
+    rows = read_shard(responses_path, RESPONSES).to_pylist()
+    stats = ShardStats("reward", generator, shard, seed, {"reward": model.describe()}, responses=Funnel(unit="response"))
+    conversations = [reward_messages(row["question"], response) for row in rows for response in row["responses"]]
+    scores: list[float] = []
+    if conversations:
+        with open_scorer(model, seed) as scorer:
+            scores, truncated = scorer.score(conversations)
+        stats.counters["truncated_inputs"] += truncated
+    position = 0
+    for row in rows:
+        count = len(row["responses"])
+        row["scores"] = scores[position:position + count]
+        row["reward_model"] = model.describe()
+        position += count
+    stats.questions.keep(len(rows))
+    stats.responses.keep(len(conversations))
+    return write_stage_outputs(rows, SCORED, out, stats)

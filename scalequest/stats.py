@@ -1,0 +1,121 @@
+"""Per-shard stats sidecars: what came in, what was kept, what was dropped and why.
+
+`in = kept + sum(dropped)` holds by construction (every record goes through `keep` or `drop`)
+and is checked again whenever a sidecar is read back.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json_atomic
+
+
+class StatsError(ValueError):
+    """A stats sidecar is missing, malformed, or breaks conservation."""
+
+
+@dataclass
+class Funnel:
+    """Counts for one unit (questions or responses) passing through a stage."""
+
+    unit: str = "question"
+    total: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def keep(self, count: int = 1) -> None:
+        self.total += count
+        self.kept += count
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.total += count
+        self.dropped[reason] += count
+
+    def to_json(self) -> dict[str, Any]:
+        return {"unit": self.unit, "in": self.total, "kept": self.kept, "dropped": dict(sorted(self.dropped.items()))}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any], where: str) -> "Funnel":
+        try:
+            funnel = cls(payload["unit"], int(payload["in"]), int(payload["kept"]), Counter(payload["dropped"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise StatsError(f"{where}: malformed funnel {payload!r} ({err})") from err
+        funnel.check(where)
+        return funnel
+
+    def check(self, where: str) -> None:
+        if self.total != self.kept + sum(self.dropped.values()):
+            raise StatsError(
+                f"{where}: in ({self.total}) != kept ({self.kept}) + dropped ({sum(self.dropped.values())})"
+            )
+
+    def add(self, other: "Funnel") -> None:
+        self.total += other.total
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+
+
+@dataclass
+class ShardStats:
+    """Everything a stage records about one shard."""
+
+    stage: str
+    generator: str
+    shard: str
+    seed: int | None
+    models: dict[str, str]
+    questions: Funnel = field(default_factory=Funnel)
+    responses: Funnel | None = None
+    counters: Counter = field(default_factory=Counter)  # generated_tokens, truncated_inputs, ...
+    seconds: float = 0.0
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def finish(self) -> None:
+        self.seconds = round(time.perf_counter() - self._started, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        payload = {
+            "stage": self.stage,
+            "generator": self.generator,
+            "shard": self.shard,
+            "seed": self.seed,
+            "models": self.models,
+            "questions": self.questions.to_json(),
+            "counters": dict(sorted(self.counters.items())),
+            "seconds": self.seconds,
+        }
+        if self.responses is not None:
+            payload["responses"] = self.responses.to_json()
+        return payload
+
+
+def write_stats(path: str | Path, stats: ShardStats) -> None:
+    stats.questions.check(str(path))
+    if stats.responses is not None:
+        stats.responses.check(str(path))
+    write_json_atomic(path, stats.to_json())
+
+
+def read_stats(path: str | Path) -> dict[str, Any]:
+    """Read a sidecar; its funnels are returned as checked `Funnel` objects."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StatsError(f"{path}: unreadable stats sidecar ({err})") from err
+    for key in ("questions", "responses"):
+        if key in payload:
+            payload[key] = Funnel.from_json(payload[key], f"{path} [{key}]")
+    if "questions" not in payload:
+        raise StatsError(f"{path}: no 'questions' funnel")
+    return payload
+
+
+def stats_path(shard_path: str | Path) -> Path:
+    """The sidecar beside a shard: `x.parquet` → `x.stats.json`."""
+    shard_path = Path(shard_path)
+    return shard_path.with_name(shard_path.name.removesuffix(".parquet") + ".stats.json")

@@ -1,0 +1,1 @@
+"""The embedded tiny default: models the project builds itself, no downloads."""

@@ -1,0 +1,13 @@
+"""Rule release: merge, dedup, shuffle; Parquet files, dataset card and funnel.json."""
+if __name__ == "__main__":
+    from scalequest.funnel import SHARD_STAGES
+    from scalequest.joblog import job_log
+    from scalequest.stages.release import release
+
+    sm = snakemake  # noqa: F821
+    with job_log(sm.log[0]):
+        release(best_paths=list(sm.input.best),
+                stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in SHARD_STAGES},
+                seed=sm.params.seed, rows_per_file=sm.params.rows_per_file, name=sm.params.name,
+                settings=sm.params.settings, data_dir=sm.output.data, card_path=sm.output.card,
+                funnel_path=sm.output.funnel)
