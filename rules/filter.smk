@@ -16,5 +16,7 @@ rule filter:
         seed=shard_seed("filter"),
     log:
         log_file("filter"),
+    conda:
+        "../envs/vllm.yaml"
     script:
         "../scripts/filter.py"

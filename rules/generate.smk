@@ -22,5 +22,7 @@ rule generate:
         seed=shard_seed("generate"),
     log:
         log_file("generate"),
+    conda:
+        "../envs/vllm.yaml"
     script:
         "../scripts/generate.py"

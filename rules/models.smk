@@ -11,6 +11,8 @@ if TINY_LM:
             seed=derive_seed(config["seed"], "tiny-lm", "all", 0),
         log:
             f"{RESULTS}/logs/build_tiny_lm.log",
+        conda:
+            "../envs/cpu.yaml"
         script:
             "../scripts/build_tiny_lm.py"
 
@@ -26,5 +28,7 @@ if TINY_REWARD:
             seed=derive_seed(config["seed"], "tiny-reward", "all", 0),
         log:
             f"{RESULTS}/logs/build_tiny_reward.log",
+        conda:
+            "../envs/cpu.yaml"
         script:
             "../scripts/build_tiny_reward.py"

@@ -15,5 +15,7 @@ rule respond:
         seed=shard_seed("respond"),
     log:
         log_file("respond"),
+    conda:
+        "../envs/vllm.yaml"
     script:
         "../scripts/respond.py"

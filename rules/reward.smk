@@ -13,6 +13,8 @@ rule reward:
         seed=shard_seed("reward"),
     log:
         log_file("reward"),
+    conda:
+        "../envs/vllm.yaml"
     script:
         "../scripts/reward.py"
 
@@ -25,5 +27,7 @@ rule best:
         stats=stats_file("best"),
     log:
         log_file("best"),
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/best.py"

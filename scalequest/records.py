@@ -84,10 +84,19 @@ class ShardFormatError(ValueError):
 def to_table(rows: Iterable[Mapping[str, Any]], layout: StageSchema) -> pa.Table:
     """Rows (dicts) → a table with exactly the stage's columns, in order."""
     rows = list(rows)
+    expected = set(layout.columns)
+    for number, row in enumerate(rows):
+        if set(row) != expected:
+            missing, extra = sorted(expected - set(row)), sorted(set(row) - expected)
+            raise ShardFormatError(f"row {number} does not fit the '{layout.stage}' schema: "
+                                   f"missing {missing}, unexpected {extra}")
     try:
         table = pa.Table.from_pylist(rows, schema=layout.schema) if rows else layout.schema.empty_table()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as err:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise ShardFormatError(f"rows do not fit the '{layout.stage}' schema: {err}") from err
+    for field in layout.schema:
+        if not field.nullable and table.column(field.name).null_count:
+            raise ShardFormatError(f"'{layout.stage}' column '{field.name}' must not hold nulls")
     return table.replace_schema_metadata(layout.metadata())
 
 

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:
+#   make demo   installs the CPU environment, then runs the tiny end-to-end demo
+#   make test   installs the CPU environment, then runs the test suite (what .ci/run calls)
+VENV ?= .venv
+PYTHON ?= python3
+# Extra pip arguments for torch, e.g. the PyTorch CPU wheel index on a machine without a local wheel.
+TORCH_PIP_ARGS ?=
+BIN := $(VENV)/bin
+RUN := env PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 VLLM_NO_USAGE_STATS=1
+
+.PHONY: install demo demo-vllm test plan
+install: $(VENV)/.installed
+
+$(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt pyproject.toml
+	@echo "Installing the CPU environment into $(VENV) (a few minutes; log: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@( $(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS) \
+	  && $(BIN)/pip install -r envs/cpu-requirements.txt -c envs/cpu-constraints.txt \
+	  && $(BIN)/pip uninstall -y torchvision torchaudio torchcodec \
+	  && $(BIN)/pip install --no-deps -e . ) > $(VENV)/install.log 2>&1 \
+	  || { tail -40 $(VENV)/install.log; exit 1; }
+	@touch $@
+
+demo: install
+	$(RUN) $(BIN)/snakemake --profile profiles/local
+
+demo-vllm: install
+	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny.yaml presets/tiny-vllm.yaml
+
+plan: install
+	$(RUN) $(BIN)/snakemake -n
+
+test: install
+	$(RUN) $(BIN)/python -m pytest -ra tests

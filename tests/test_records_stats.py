@@ -1,0 +1,114 @@
+"""Shard schemas, stats sidecars and atomic writes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from scalequest.atomic import atomic_path
+from scalequest.records import BEST, QUESTIONS, SOLVABLE, ShardFormatError, read_shard, to_table, write_shard
+from scalequest.stages.shard_io import write_stage_outputs
+from scalequest.stats import Funnel, ShardStats, StatsError, read_stats, stats_path
+
+
+def question_row(index=0, **extra):
+    return {"id": f"g-00000-{index}", "generator": "g", "shard": 0, "question": f"What is {index} + 1?",
+            "question_model": "m", "question_seed": 7, **extra}
+
+
+def test_shard_round_trip_is_self_describing(tmp_path):
+    path = tmp_path / "q.parquet"
+    write_shard(to_table([question_row(gen_tokens=5)], QUESTIONS), QUESTIONS, path)
+    table = read_shard(path, QUESTIONS)
+    assert table.to_pylist()[0]["gen_tokens"] == 5
+    assert pq.read_schema(path).metadata[b"scalequest.stage"] == b"generate"
+
+
+def test_reading_a_shard_of_another_stage_names_the_file(tmp_path):
+    path = tmp_path / "q.parquet"
+    write_shard(to_table([question_row(gen_tokens=5)], QUESTIONS), QUESTIONS, path)
+    with pytest.raises(ShardFormatError, match=f"{path}: holds stage 'generate', expected 'filter'"):
+        read_shard(path, SOLVABLE)
+
+
+def test_corrupt_shard_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(ShardFormatError, match="broken.parquet: not a readable Parquet shard"):
+        read_shard(path, QUESTIONS)
+
+
+def test_rows_missing_a_column_are_rejected():
+    with pytest.raises(ShardFormatError, match="'generate' schema"):
+        to_table([{"id": "x"}], QUESTIONS)
+
+
+def test_write_refuses_a_foreign_schema(tmp_path):
+    table = pa.table({"id": ["x"]})
+    with pytest.raises(ShardFormatError, match="do not match the 'best' schema"):
+        write_shard(table, BEST, tmp_path / "b.parquet")
+    assert not (tmp_path / "b.parquet").exists()
+
+
+def test_funnel_conservation_is_checked_on_read(tmp_path):
+    path = tmp_path / "s.stats.json"
+    path.write_text(json.dumps({"stage": "filter", "questions": {"unit": "question", "in": 10, "kept": 7,
+                                                                  "dropped": {"unsolvable": 2}}}))
+    with pytest.raises(StatsError, match=r"in \(10\) != kept \(7\) \+ dropped \(2\)"):
+        read_stats(path)
+
+
+def test_stage_outputs_write_shard_then_sidecar(tmp_path):
+    out = tmp_path / "f" / "00000.parquet"
+    stats = ShardStats("generate", "g", "00000", 1, {})
+    stats.questions.keep()
+    stats.questions.drop("empty", 2)
+    write_stage_outputs([question_row(gen_tokens=3)], QUESTIONS, out, stats)
+    payload = read_stats(stats_path(out))
+    assert payload["questions"].to_json() == {"unit": "question", "in": 3, "kept": 1, "dropped": {"empty": 2}}
+
+
+def test_stage_outputs_refuse_rows_that_disagree_with_stats(tmp_path):
+    out = tmp_path / "00000.parquet"
+    stats = ShardStats("generate", "g", "00000", 1, {})
+    with pytest.raises(AssertionError, match="1 rows but the stats say 0 kept"):
+        write_stage_outputs([question_row(gen_tokens=3)], QUESTIONS, out, stats)
+    assert not out.exists() and not stats_path(out).exists()
+
+
+def test_failed_block_leaves_no_file(tmp_path):
+    final = tmp_path / "x.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_writer_never_leaves_a_final_file(tmp_path):
+    """A process killed (SIGKILL) in the middle of writing leaves at most a hidden temp file."""
+    final = tmp_path / "shard.parquet"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from scalequest.atomic import atomic_path
+        with atomic_path({str(final)!r}) as tmp:
+            tmp.write_bytes(b"x" * 100000)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", script])
+    assert result.returncode == -signal.SIGKILL
+    assert not final.exists()
+    assert all(p.name.startswith(".shard.parquet.") for p in tmp_path.iterdir())
+
+
+def test_funnel_counts():
+    funnel = Funnel()
+    funnel.keep(3)
+    funnel.drop("a")
+    funnel.drop("b", 2)
+    assert funnel.to_json() == {"unit": "question", "in": 6, "kept": 3, "dropped": {"a": 1, "b": 2}}
