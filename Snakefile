@@ -18,10 +18,13 @@ include: "rules/reward.smk"
 include: "rules/release.smk"
 
 
+# Every shard is a target too: Snakemake does not re-make a deleted intermediate file while the
+# files made from it are up to date, so deleting any shard re-runs that shard and its dependents.
 rule all:
     default_target: True
     input:
         rules.release.output,
+        [all_shard_files(stage) for stage in SHARD_STAGES],
 
 
 onsuccess:

@@ -1,4 +1,7 @@
-# Stage 3: question synthesis, one job per (generator, shard).
+# Stage 3: question synthesis, one job per (generator, shard). A generator is a model, or a
+# JSONL file of existing questions that enter the pipeline here.
+MODEL_GENERATORS = [g for g in GENERATORS if "model" in config["generators"][g]]
+FILE_GENERATORS = [g for g in GENERATORS if "questions_file" in config["generators"][g]]
 
 
 def generation_slice(wildcards):
@@ -7,22 +10,49 @@ def generation_slice(wildcards):
                        config["generate"]["shard_size"])
 
 
-rule generate:
-    input:
-        model=lambda w: model_inputs(generator_model(w)),
-    output:
-        shard=shard_file("generate"),
-        stats=stats_file("generate"),
-    params:
-        model=lambda w: model_params(generator_model(w)),
-        prompt_style=lambda w: config["generators"][w.gen]["prompt_style"],
-        first_index=lambda w: generation_slice(w).start,
-        questions=lambda w: generation_slice(w).size,
-        sampling=config["generate"]["sampling"],
-        seed=shard_seed("generate"),
-    log:
-        log_file("generate"),
-    conda:
-        "../envs/vllm.yaml"
-    script:
-        "../scripts/generate.py"
+if MODEL_GENERATORS:
+
+    rule generate:
+        input:
+            model=lambda w: model_inputs(generator_model(w)),
+        output:
+            shard=shard_file("generate"),
+            stats=stats_file("generate"),
+        wildcard_constraints:
+            gen="|".join(re.escape(name) for name in MODEL_GENERATORS),
+        params:
+            model=lambda w: model_params(generator_model(w)),
+            prompt_style=lambda w: config["generators"][w.gen]["prompt_style"],
+            first_index=lambda w: generation_slice(w).start,
+            questions=lambda w: generation_slice(w).size,
+            sampling=config["generate"]["sampling"],
+            seed=shard_seed("generate"),
+        log:
+            log_file("generate"),
+        conda:
+            "../envs/vllm.yaml"
+        script:
+            "../scripts/generate.py"
+
+
+if FILE_GENERATORS:
+
+    rule import_questions:
+        input:
+            questions_file=lambda w: config["generators"][w.gen]["questions_file"],
+        output:
+            shard=shard_file("generate"),
+            stats=stats_file("generate"),
+        wildcard_constraints:
+            gen="|".join(re.escape(name) for name in FILE_GENERATORS),
+        params:
+            field=lambda w: config["generators"][w.gen]["question_field"],
+            first_index=lambda w: generation_slice(w).start,
+            questions=lambda w: generation_slice(w).size,
+            seed=shard_seed("generate"),
+        log:
+            log_file("generate"),
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/import_questions.py"

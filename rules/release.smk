@@ -3,11 +3,9 @@ RELEASE_DIR = f"{RESULTS}/release"
 
 
 def release_inputs(wildcards):
-    """The best pairs, every stage's sidecars (the funnel), and every stage's shards, so that
-    deleting any shard re-runs that shard and what depends on it."""
+    """The best pairs, and every stage's sidecars for the funnel."""
     inputs = {"best": all_shard_files("best")}
     inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in SHARD_STAGES})
-    inputs.update({f"{stage}_shards": all_shard_files(stage) for stage in SHARD_STAGES if stage != "best"})
     return inputs
 
 

@@ -59,7 +59,8 @@ def validate_config(config: Mapping[str, Any]) -> dict:
 def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(config key path, model key) for every place a stage names a model."""
     for name, generator in config["generators"].items():
-        yield f"generators.{name}.model", generator["model"]
+        if "model" in generator:
+            yield f"generators.{name}.model", generator["model"]
     if config["filter"]["solvability"]["enabled"]:
         yield "filter.solvability.model", config["filter"]["solvability"]["model"]
     yield "respond.model", config["respond"]["model"]

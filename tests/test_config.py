@@ -76,3 +76,16 @@ def test_no_hard_coded_trust_remote_code_in_the_package():
     offenders = [str(path) for path in (REPO / "scalequest").rglob("*.py")
                  if "trust_remote_code=True" in path.read_text().replace(" ", "")]
     assert offenders == []
+
+
+def test_file_generator_is_valid_and_model_free(full_config):
+    config = copy.deepcopy(full_config)
+    config["generators"]["gsm8k"] = {"questions_file": "q.jsonl", "questions": 10}
+    assert validate_config(config)["generators"]["gsm8k"]["question_field"] == "question"
+
+
+def test_generator_with_both_model_and_file_is_rejected(full_config):
+    config = copy.deepcopy(full_config)
+    config["generators"]["qwen2-math"]["questions_file"] = "q.jsonl"
+    with pytest.raises(ConfigError, match="'generators.qwen2-math'"):
+        validate_config(config)

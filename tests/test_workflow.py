@@ -142,3 +142,17 @@ def test_bad_config_stops_before_any_job(tmp_path, override, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_questions_file_generator_plans_import_jobs(tmp_path):
+    from conftest import SHARED_DATA
+
+    workdir = copy_workflow(tmp_path / "import")
+    (workdir / "override.yaml").write_text(
+        f"generators:\n  gsm8k-test: {{questions_file: {SHARED_DATA / 'gsm8k_test.jsonl'}, questions: 1319}}\n")
+    plan = run_snakemake(workdir, "-n", "--configfile", "override.yaml", timeout=120)
+    counts = job_counts(plan.stdout)
+    assert counts["import_questions"] == 1 and counts["generate"] == 400 and counts["filter"] == 401
+    (workdir / "missing.yaml").write_text("generators:\n  mine: {questions_file: no/such.jsonl, questions: 5}\n")
+    missing = run_snakemake(workdir, "-n", "--configfile", "missing.yaml", check=False, timeout=120)
+    assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
