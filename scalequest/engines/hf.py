@@ -15,7 +15,7 @@ def _torch_dtype(name: str):
     return {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
-def _left_padded(batch: Sequence[list[int]], pad_id: int):
+def _left_padded(batch: Sequence[list[int]], pad_id: int, device):
     import torch
 
     width = max(len(ids) for ids in batch)
@@ -24,7 +24,13 @@ def _left_padded(batch: Sequence[list[int]], pad_id: int):
     for row, ids in enumerate(batch):
         input_ids[row, width - len(ids):] = torch.tensor(ids)
         attention[row, width - len(ids):] = 1
-    return input_ids, attention
+    return input_ids.to(device), attention.to(device)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _load_tokenizer(spec: ModelSpec):
@@ -46,7 +52,7 @@ class HFGenerator(GenerationEngine):
         self.tokenizer = _load_tokenizer(spec)
         self.model = AutoModelForCausalLM.from_pretrained(
             spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
-        ).eval()
+        ).to(_device()).eval()
 
     def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
         import torch
@@ -59,7 +65,7 @@ class HFGenerator(GenerationEngine):
         generated_tokens = 0
         for start in range(0, len(prompts), batch_size):
             batch = list(prompts[start:start + batch_size])
-            input_ids, attention = _left_padded(batch, pad_id)
+            input_ids, attention = _left_padded(batch, pad_id, self.model.device)
             # Seeding per batch keeps a shard reproducible for a fixed batch size.
             torch.manual_seed(sampling.seed + start)
             sample = sampling.temperature > 0
@@ -114,7 +120,7 @@ class HFScorer(ScoringEngine):
         self.tokenizer = _load_tokenizer(spec)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
-        ).eval()
+        ).to(_device()).eval()
         if self.model.config.num_labels != 1:
             raise ValueError(f"{spec.path}: a scoring model needs num_labels=1, it has {self.model.config.num_labels}")
         if self.model.config.pad_token_id is None:
@@ -127,7 +133,7 @@ class HFScorer(ScoringEngine):
         for start in progress(range(0, len(inputs), self.spec.batch_size), desc=f"score [{self.spec.key}]",
                               unit="batch"):
             batch = list(inputs[start:start + self.spec.batch_size])
-            input_ids, attention = _left_padded(batch, self.tokenizer.pad_token_id)
+            input_ids, attention = _left_padded(batch, self.tokenizer.pad_token_id, self.model.device)
             with torch.inference_mode():
                 logits = self.model(input_ids=input_ids, attention_mask=attention).logits
             scores.extend(logits[:, 0].float().tolist())

