@@ -74,7 +74,7 @@ class GenerationEngine(_TokenizingEngine):
                 strings.append(stop)
         return sorted(ids), strings
 
-    def fits(self, prompt_ids: Sequence[int], sampling: Sampling) -> bool:
+    def fits(self, prompt_ids: Sequence[int]) -> bool:
         """Whether a prompt leaves room for at least one generated token."""
         return len(prompt_ids) < self.spec.max_model_len
 
@@ -85,7 +85,7 @@ class GenerationEngine(_TokenizingEngine):
     def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion] | None]:
         """n completions per prompt; None for a prompt too long for the model's context."""
         encoded = [self.encode(p) for p in prompts]
-        fitting = [i for i, ids in enumerate(encoded) if self.fits(ids, sampling)]
+        fitting = [i for i, ids in enumerate(encoded) if self.fits(ids)]
         results: list[list[Completion] | None] = [None] * len(prompts)
         if fitting:
             for index, completions in zip(fitting, self.generate_ids([encoded[i] for i in fitting], sampling)):

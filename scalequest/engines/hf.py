@@ -86,7 +86,7 @@ class HFGenerator(GenerationEngine):
                 )
             new_tokens = output[:, input_ids.shape[1]:].tolist()
             for row in range(len(batch)):
-                completions = [self._completion(ids, stop_ids, stop_strings, sampling.max_tokens)
+                completions = [self._completion(ids, stop_ids, stop_strings, pad_id)
                                for ids in new_tokens[row * sampling.n:(row + 1) * sampling.n]]
                 generated_tokens += sum(c.tokens for c in completions)
                 results.append(completions)
@@ -95,7 +95,11 @@ class HFGenerator(GenerationEngine):
         bar.close()
         return results
 
-    def _completion(self, ids: list[int], stop_ids: list[int], stop_strings: list[str], max_tokens: int) -> Completion:
+    def _completion(self, ids: list[int], stop_ids: list[int], stop_strings: list[str], pad_id: int) -> Completion:
+        # Rows that stopped early are padded to the batch's length (a pad that is also a stop
+        # token is found by the loop below instead).
+        while pad_id not in stop_ids and ids and ids[-1] == pad_id:
+            ids = ids[:-1]
         finished = False
         for pos, token in enumerate(ids):
             if token in stop_ids:
@@ -106,7 +110,6 @@ class HFGenerator(GenerationEngine):
             cut = text.find(stop)
             if cut != -1:
                 text, finished = text[:cut], True
-        # Without a stop the row runs to max_tokens; a shorter row was cut by the context limit.
         return Completion(text=text, tokens=len(ids), finished=finished)
 
 
