@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   installs the CPU environment, then runs the tiny end-to-end demo
 #   make test   installs the CPU environment, then runs the test suite (what .ci/run calls)
+# Also: make demo-vllm (the demo through vLLM), make plan (the full-scale cost plan).
 VENV ?= .venv
 PYTHON ?= python3
 # Extra pip arguments for torch, e.g. the PyTorch CPU wheel index on a machine without a local wheel.
@@ -28,7 +29,7 @@ demo-vllm: install
 	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny.yaml presets/tiny-vllm.yaml
 
 plan: install
-	$(RUN) $(BIN)/snakemake -n
+	$(RUN) $(BIN)/snakemake plan --cores 1 --forcerun plan
 
 test: install
 	$(RUN) $(BIN)/python -m pytest -ra tests

@@ -1,6 +1,7 @@
 # ScaleQuest: scalable math question synthesis from scratch (arXiv 2410.18693).
 #   snakemake --profile profiles/local     the embedded tiny default, on this machine's CPU
-#   snakemake -n                           plan the full-scale run in config.yaml
+#   snakemake -n                           list the jobs of the full-scale run in config.yaml
+#   snakemake plan --cores 1               its cost: GPU-hours and dollars per stage (results/plan.md)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,6 +17,7 @@ include: "rules/filter.smk"
 include: "rules/respond.smk"
 include: "rules/reward.smk"
 include: "rules/release.smk"
+include: "rules/plan.smk"
 
 
 # Every shard is a target too: Snakemake does not re-make a deleted intermediate file while the
