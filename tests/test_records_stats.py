@@ -1,6 +1,5 @@
 """Shard schemas, stats sidecars and atomic writes."""
 import json
-import os
 import signal
 import subprocess
 import sys

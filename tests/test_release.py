@@ -1,5 +1,4 @@
 """Best-of-n, dedup, shuffle, funnel chaining and the card."""
-import json
 
 import pytest
 

@@ -1,6 +1,5 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
-import shutil
 from collections import defaultdict
 
 import pyarrow.parquet as pq

@@ -46,7 +46,11 @@ class _TokenizingEngine(ABC):
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        """Token ids as the model expects them: special tokens (BOS) added unless a chat
+        template already wrote the BOS into the text."""
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and text.startswith(bos))
+        return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
     def close(self) -> None:
         """Release the model; engines free their resources here."""
