@@ -14,11 +14,12 @@ RUN := env PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=
 .PHONY: install demo demo-vllm test plan
 install: $(VENV)/.installed
 
-$(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt pyproject.toml
+$(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt envs/slurm-plugin-requirements.txt pyproject.toml
 	@echo "Installing the CPU environment into $(VENV) (a few minutes; log: $(VENV)/install.log)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@( $(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS) \
 	  && DS_BUILD_OPS=0 $(BIN)/pip install -r envs/cpu-requirements.txt -c envs/cpu-constraints.txt \
+	  && $(BIN)/pip install --no-deps -r envs/slurm-plugin-requirements.txt \
 	  && $(BIN)/pip uninstall -y torchvision torchaudio torchcodec \
 	  && $(BIN)/pip install --no-deps -e . ) > $(VENV)/install.log 2>&1 \
 	  || { tail -40 $(VENV)/install.log; exit 1; }

@@ -12,10 +12,12 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/models.smk"
+include: "rules/seeds.smk"
 include: "rules/qft.smk"
 include: "rules/qpo.smk"
 include: "rules/generate.smk"
 include: "rules/filter.smk"
+include: "rules/difficulty.smk"
 include: "rules/respond.smk"
 include: "rules/reward.smk"
 include: "rules/dedup.smk"
@@ -30,7 +32,7 @@ rule all:
     default_target: True
     input:
         rules.release.output,
-        [all_shard_files(stage) for stage in SHARD_STAGES],
+        [all_shard_files(stage) for stage in STAGES],
 
 
 onsuccess:

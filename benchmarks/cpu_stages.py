@@ -77,6 +77,7 @@ def write_question_set(workdir: Path, questions: int, shard_size: int) -> None:
         ids = [f"synthetic-{shard:05d}-{start + i}" for i in range(len(part))]
         table = pa.table({"id": ids, "generator": ["synthetic"] * len(part), "shard": [shard] * len(part),
                           "question": part, "question_model": ["none"] * len(part), "question_seed": [SEED] * len(part),
+                          "difficulty": [None] * len(part),
                           "response": [RESPONSE] * len(part), "score": scores[start:start + len(part)],
                           "margin": [None] * len(part), "candidates": [1] * len(part),
                           "response_model": ["none"] * len(part), "reward_model": ["none"] * len(part)},

@@ -4,7 +4,7 @@ import os
 import re
 
 from scalequest.config import ConfigError, validate_config
-from scalequest.funnel import SHARD_STAGES
+from scalequest.funnel import shard_stages
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
 try:
@@ -16,6 +16,8 @@ config.update(_validated)
 
 RESULTS = config["results"]
 GENERATORS = sorted(config["generators"])
+DIFFICULTY_ON = config["difficulty"]["enabled"]
+STAGES = shard_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in data-flow order
 
 # Jobs import the package from this checkout, also inside per-rule conda envs.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
@@ -77,12 +79,19 @@ def trained_model_dir(kind, gen="{gen}"):
 TRAINING_LABELS = {"qft": "QFT", "qpo": "QFT+QPO"}
 
 
+def trained_params(base_key, path, key, what, **overrides):
+    """A model the workflow trained, as a model entry: its base model's engine settings, the trained
+    weights at `path`, and a label that names it independently of where `results` is (so outputs
+    do not depend on it)."""
+    entry = {k: v for k, v in config["models"][base_key].items() if k != "build"}
+    label = f"{entry['path']} ({what}, seed {config['seed']})"
+    return {"key": key, "entry": {**entry, **overrides, "path": path, "label": label}}
+
+
 def trained_model_params(gen, kind):
-    """A trained generator as a model entry: its base model's engine settings, the trained weights,
-    and a label that names it independently of where `results` is (so outputs do not depend on it)."""
-    entry = {k: v for k, v in config["models"][config["generators"][gen]["model"]].items() if k != "build"}
-    label = f"{entry['path']} ({TRAINING_LABELS[kind]}, generator {gen}, seed {config['seed']})"
-    return {"key": f"{gen}-{kind}", "entry": {**entry, "path": trained_model_dir(kind, gen), "label": label}}
+    """A trained generator as a model entry."""
+    return trained_params(config["generators"][gen]["model"], trained_model_dir(kind, gen), f"{gen}-{kind}",
+                          f"{TRAINING_LABELS[kind]}, generator {gen}")
 
 
 def generator_model(wildcards):

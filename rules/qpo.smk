@@ -89,7 +89,7 @@ if TRAINED_GENERATORS["qpo"]:
             hyper={**config["qpo"]["hyper"], "beta": config["qpo"]["beta"], "loss_type": config["qpo"]["loss_type"]},
             deepspeed=config["training"]["deepspeed"],
             launch=training_launch(),
-            min_pairs=config["qpo"]["min_pairs"],
+            min_examples=config["qpo"]["min_pairs"],
             seed=lambda w: derive_seed(config["seed"], "qpo_train", w.gen, 0),
         log:
             f"{RESULTS}/logs/qpo_train/{{gen}}.log",

@@ -8,13 +8,15 @@ def release_inputs(wildcards):
     inputs = {"best": all_shard_files("best"), "duplicates": DUPLICATES_FILE}
     if BENCHMARKS:
         inputs.update(contamination=all_shard_files("decontaminate"), benchmarks=BENCHMARK_SUMMARY)
-    inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in SHARD_STAGES})
+    if DIFFICULTY_ON:
+        inputs.update(keep_rates=KEEP_RATES, sampled=all_shard_files("sample"), scorer=SCORER_DIR)
+    inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in STAGES})
     return inputs
 
 
 def release_settings():
     """What the card reports about how the data was made (no secrets live in the config)."""
-    keys = ["seed", "generators", "generate", "filter", "respond", "reward"]
+    keys = ["seed", "generators", "generate", "filter", "difficulty", "respond", "reward"]
     settings = {key: config[key] for key in keys}
     settings["models"] = {key: config["models"][key]["path"] for key in sorted(config["models"])}
     settings["release"] = {key: config["release"][key] for key in ("near_dup", "decontamination")}
@@ -31,6 +33,7 @@ rule release:
         contamination=f"{RELEASE_DIR}/contamination.jsonl",
     params:
         seed=derive_seed(config["seed"], "release", "all", 0),
+        stages=STAGES,
         rows_per_file=config["release"]["rows_per_file"],
         name=config["release"]["name"],
         settings=release_settings(),

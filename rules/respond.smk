@@ -1,9 +1,9 @@
-# Stage 5a: n responses per kept question.
+# Stage 5a: n responses per kept question (after difficulty sampling when it is on).
 
 
 rule respond:
     input:
-        questions=shard_file("filter"),
+        questions=shard_file("sample" if DIFFICULTY_ON else "filter"),
         model=model_inputs(config["respond"]["model"]),
     output:
         shard=shard_file("respond"),

@@ -13,6 +13,7 @@ COLUMNS = {
     "question": "the synthesized question",
     "question_model": "model that wrote the question",
     "question_seed": "seed of the generation shard",
+    "difficulty": "the difficulty scorer's predicted fail rate of the solver on the question (empty when scoring is off)",
     "response": "the highest-reward response",
     "score": "its reward score",
     "margin": "score minus the runner-up's score (empty when there was one candidate)",
@@ -52,6 +53,38 @@ def _decontamination_table(decontamination: Mapping[str, Any]) -> str:
     for name, counts in benchmarks.items():
         lines.append(f"| {name} | {counts['source']} | {counts['items']} | {counts['matched']} | {counts['dropped']} |")
     return "\n".join(lines)
+
+
+def _distributions_table(distributions: Mapping[str, Mapping[str, Any]]) -> str:
+    columns = ["count", "mean", "min", "p5", "p25", "p50", "p75", "p95", "max"]
+    lines = ["| measure | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for measure, summary in distributions.items():
+        cells = ["-" if summary[column] is None else f"{summary[column]:g}" for column in columns]
+        lines.append(f"| {measure} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _difficulty_section(difficulty: Mapping[str, Any] | None) -> str:
+    if not difficulty:
+        return "Difficulty scoring was off: the questions were not sampled by difficulty."
+    bins = difficulty["bins"]
+    labels = [f"[{low:g}, {high:g})" for low, high in zip(bins, bins[1:])]
+    labels[0], labels[-1] = f"< {bins[1]:g}", f">= {bins[-2]:g}"
+    scorer = difficulty["scorer"]
+    lines = [f"A difficulty scorer (a regression head trained on the solver's fail rates on the seed questions) "
+             f"scored every question that passed the filters; keep rule `{difficulty['rule']}` "
+             f"(`difficulty.keep` in the settings) then sampled them. Scorer on {scorer['held_out_questions']} "
+             f"held-out seed questions: MSE {_number(scorer['held_out_mse'])} (mean predictor "
+             f"{_number(scorer['mean_predictor_mse'])}), Pearson r {_number(scorer['held_out_pearson'])}.", "",
+             "| predicted fail rate | scored | sampled | released |", "|---|---|---|---|"]
+    for label, scored, sampled, released in zip(labels, difficulty["scored"], difficulty["sampled"],
+                                                difficulty["released"]):
+        lines.append(f"| {label} | {scored} | {sampled} | {released} |")
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def render_card(*, name: str, funnel: Mapping[str, Any], settings: Mapping[str, Any],
@@ -96,6 +129,16 @@ Exact duplicates (normalized text) and near-duplicates (MinHash LSH over word n-
 ## Decontamination
 
 {_decontamination_table(funnel['decontamination'])}
+
+## Difficulty
+
+{_difficulty_section(funnel.get('difficulty'))}
+
+## Distributions
+
+Of the released pairs (lengths in characters; margin: best score minus the runner-up's).
+
+{_distributions_table(funnel['distributions'])}
 
 ## Models
 

@@ -67,6 +67,9 @@ def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"generators.{name}.model", generator["model"]
     if config["filter"]["solvability"]["enabled"] or uses_training(config, "qpo") and config["qpo"]["judge"]:
         yield "filter.solvability.model", config["filter"]["solvability"]["model"]
+    if config["difficulty"]["enabled"]:
+        yield "difficulty.labels.solver", config["difficulty"]["labels"]["solver"]
+        yield "difficulty.scorer.model", config["difficulty"]["scorer"]["model"]
     yield "respond.model", config["respond"]["model"]
     yield "reward.model", config["reward"]["model"]
 

@@ -17,6 +17,19 @@ def read_questions(path: str | Path, field: str, start: int = 0, stop: int | Non
     Raises InputFileError for bytes that are not UTF-8, a line that is not a JSON object, or an
     object without a string `field`.
     """
+    for index, record, where in _records(path, start, stop):
+        yield index, _string_field(record, field, where)
+
+
+def read_questions_with_answers(path: str | Path, field: str, answer_field: str) -> Iterator[tuple[str, str | None]]:
+    """(question, answer text) for every data line; the answer is None where the record has none
+    (null or absent: the caller counts it), and a number's text where it is a number."""
+    for _, record, where in _records(path):
+        yield _string_field(record, field, where), _optional_text(record, answer_field, where)
+
+
+def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, dict, str]]:
+    """(data line index, JSON object, "file:line") for data lines [start, stop)."""
     index = 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -25,11 +38,12 @@ def read_questions(path: str | Path, field: str, start: int = 0, stop: int | Non
             if stop is not None and index >= stop:
                 return
             if index >= start:
-                yield index, _question(raw, field, f"{path}:{number}")
+                where = f"{path}:{number}"
+                yield index, _record(raw, where), where
             index += 1
 
 
-def _question(raw: bytes, field: str, where: str) -> str:
+def _record(raw: bytes, where: str) -> dict:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -40,8 +54,21 @@ def _question(raw: bytes, field: str, where: str) -> str:
         raise InputFileError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(record, dict):
         raise InputFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _string_field(record: dict, field: str, where: str) -> str:
     if field not in record:
         raise InputFileError(f"{where}: no '{field}' field (fields: {', '.join(sorted(record)) or 'none'})")
     if not isinstance(record[field], str):
         raise InputFileError(f"{where}: '{field}' is {type(record[field]).__name__}, expected a string")
     return record[field]
+
+
+def _optional_text(record: dict, field: str, where: str) -> str | None:
+    value = record.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InputFileError(f"{where}: '{field}' is {type(value).__name__}, expected a string or a number")

@@ -18,7 +18,11 @@ PAPER_TABLE = {
     "respond": {"samples": 5_000_000, "gpu_hours": 251.0, "usd": 323.8},
     "reward": {"samples": 5_000_000, "gpu_hours": 112.0, "usd": 144.5},
 }
-SYNTHESIS_STAGES = ("generate", "filter", "respond", "reward")
+# Stages the paper's table has no row of their own for: the difficulty labels and the scorer's
+# training are not in its code, and its "solvability & difficulty check" row is our filter row.
+PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_train": "not in the paper's table",
+               "difficulty": "in the paper's filter row"}
+SYNTHESIS_STAGES = ("generate", "filter", "difficulty", "respond", "reward")
 
 
 def _stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any], *, api: bool = False) -> dict[str, Any]:
@@ -29,7 +33,8 @@ def _stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any], 
         gpu_hours = samples / plan_config["samples_per_gpu_hour"][stage]
         usd = gpu_hours * plan_config["gpu_hour_usd"]
     return {"stage": stage, "jobs": jobs, "samples": samples, "tokens": samples * plan_config["mean_tokens"][stage],
-            "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "paper": PAPER_TABLE[stage]}
+            "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "paper": PAPER_TABLE.get(stage),
+            "paper_note": PAPER_NOTES.get(stage)}
 
 
 def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -39,7 +44,7 @@ def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     optimized = [g for g in trained if g["training"] == "qpo"]
     rows = []
     if trained:
-        seeds = config["qft"]["max_questions"] * config["qft"]["hyper"]["epochs"]
+        seeds = config["seeds"]["max_questions"] * config["qft"]["hyper"]["epochs"]
         rows.append(_stage("qft", len(trained), round(seeds * len(trained)), plan_config))
     if optimized:
         samples = config["qpo"]["samples"] * len(optimized)
@@ -52,29 +57,42 @@ def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _difficulty_training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The scorer's labels (k solver answers per seed question) and its training."""
+    difficulty, plan_config = config["difficulty"], config["plan"]
+    seeds = config["seeds"]["max_questions"]
+    label_jobs = shard_count(seeds, difficulty["labels"]["shard_size"])
+    return [_stage("difficulty_labels", label_jobs, seeds * difficulty["labels"]["k"], plan_config),
+            _stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
+
+
 def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     """Per-stage estimates for the validated `config`; sizes after a filter use its expected keep rate."""
-    plan_config = config["plan"]
+    plan_config, keep = config["plan"], config["plan"]["keep_rates"]
+    difficulty_on = config["difficulty"]["enabled"]
     shard_size = config["generate"]["shard_size"]
     model_generators = [g for g in config["generators"].values() if "model" in g]
     questions = sum(g["questions"] for g in config["generators"].values())
     shards = sum(shard_count(g["questions"], shard_size) for g in config["generators"].values())
-    solvable = round(questions * plan_config["keep_rates"]["filter"])
+    solvable = round(questions * keep["filter"])
+    answered = round(solvable * keep["sample"]) if difficulty_on else solvable
     samples = {
         "generate": sum(g["questions"] for g in model_generators),
         "filter": questions if config["filter"]["solvability"]["enabled"] else 0,
-        "respond": solvable * config["respond"]["n"],
-        "reward": round(solvable * config["respond"]["n"] * plan_config["keep_rates"]["respond"]),
+        "difficulty": solvable,
+        "respond": answered * config["respond"]["n"],
+        "reward": round(answered * config["respond"]["n"] * keep["respond"]),
     }
     generate_jobs = sum(shard_count(g["questions"], shard_size) for g in model_generators)
-    stages = _training_stages(config) + [
+    synthesis = [stage for stage in SYNTHESIS_STAGES if difficulty_on or stage != "difficulty"]
+    stages = _training_stages(config) + (_difficulty_training_stages(config) if difficulty_on else []) + [
         _stage(stage, generate_jobs if stage == "generate" else shards, samples[stage], plan_config)
-        for stage in SYNTHESIS_STAGES
+        for stage in synthesis
     ]
     total_hours = sum(s["gpu_hours"] for s in stages)
     return {
         "questions": questions,
-        "expected_pairs": solvable,
+        "expected_pairs": answered,
         "stages": stages,
         "total": {"jobs": sum(s["jobs"] for s in stages), "gpu_hours": round(total_hours, 1),
                   "usd": round(sum(s["usd"] for s in stages), 1),
@@ -92,8 +110,9 @@ def render_plan(plan: Mapping[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in plan["stages"]:
+        paper = f"{s['paper']['gpu_hours']} | {s['paper']['usd']}" if s["paper"] else f"– ({s['paper_note']}) | –"
         lines.append(f"| {s['stage']} | {s['jobs']:,} | {s['samples']:,} | {s['tokens']:,} | {s['gpu_hours']:,} "
-                     f"| {s['usd']:,} | {s['paper']['gpu_hours']} | {s['paper']['usd']} |")
+                     f"| {s['usd']:,} | {paper} |")
     t = plan["total"]
     lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | {t['paper_gpu_hours']} "
                  f"| {t['paper_usd']} |")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +23,7 @@ QUESTION_FIELDS = [
     pa.field("question", pa.string(), nullable=False),
     pa.field("question_model", pa.string(), nullable=False),
     pa.field("question_seed", pa.int64(), nullable=False),
+    pa.field("difficulty", pa.float64()),  # the scorer's predicted fail rate; null until scored (or scoring is off)
 ]
 RESPONSE_FIELDS = [
     pa.field("responses", pa.list_(pa.string()), nullable=False),
@@ -51,6 +52,9 @@ SOLVABLE = StageSchema(
     "filter",
     pa.schema(QUESTION_FIELDS + [pa.field("judge_reply", pa.string()), pa.field("judge_model", pa.string())]),
 )
+SCORED_QUESTION_FIELDS = QUESTION_FIELDS + [pa.field("difficulty_model", pa.string(), nullable=False)]
+DIFFICULTY = StageSchema("difficulty", pa.schema(SCORED_QUESTION_FIELDS))
+SAMPLED = StageSchema("sample", pa.schema(SCORED_QUESTION_FIELDS))
 RESPONSES = StageSchema("respond", pa.schema(QUESTION_FIELDS + RESPONSE_FIELDS))
 SCORED = StageSchema(
     "reward",
@@ -75,6 +79,20 @@ BEST = StageSchema(
     ),
 )
 RELEASE = StageSchema("release", BEST.schema)
+# Difficulty labels: the solver's fail rate on a seed question with a gold answer.
+LABELS = StageSchema(
+    "difficulty_labels",
+    pa.schema([
+        pa.field("id", pa.string(), nullable=False),  # seeds-{line}
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("question", pa.string(), nullable=False),
+        pa.field("gold", pa.string(), nullable=False),
+        pa.field("correct", pa.int32(), nullable=False),
+        pa.field("samples", pa.int32(), nullable=False),
+        pa.field("fail_rate", pa.float64(), nullable=False),
+        pa.field("solver_model", pa.string(), nullable=False),
+    ]),
+)
 # QPO preference pairs: the optimizer's rewrite is preferred over the QFT model's raw question.
 PAIRS = StageSchema(
     "qpo_rewrite",
@@ -136,6 +154,31 @@ def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
     if not table.schema.equals(layout.schema, check_metadata=False):
         raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' schema {layout.columns}")
     return table
+
+
+def read_columns(path: str | Path, stage: str, columns: Sequence[str]) -> pa.Table:
+    """Some columns of a shard, after checking the file's stage (cheap: Parquet reads only those)."""
+    try:
+        table = pq.read_table(path, columns=list(columns))
+    except (OSError, pa.ArrowInvalid, KeyError) as err:
+        raise ShardFormatError(f"{path}: cannot read columns {list(columns)} ({err})") from err
+    found = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
+    if found != stage:
+        raise ShardFormatError(f"{path}: holds stage '{found or 'unknown'}', expected '{stage}'")
+    return table
+
+
+def read_any_shard(path: str | Path, layouts: Iterable[StageSchema]) -> tuple[pa.Table, StageSchema]:
+    """Read a shard that may be of several stages (e.g. respond reads filter or sample shards),
+    choosing the layout by the stage its metadata names."""
+    by_stage = {layout.stage: layout for layout in layouts}
+    try:
+        stage = (pq.read_schema(path).metadata or {}).get(b"scalequest.stage", b"").decode()
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
+    if stage not in by_stage:
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected one of {sorted(by_stage)}")
+    return read_shard(path, by_stage[stage]), by_stage[stage]
 
 
 def question_columns(table: pa.Table) -> pa.Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .jsonl import read_questions
+from .jsonl import read_questions, read_questions_with_answers
 
 
 class SourceError(ValueError):
@@ -20,16 +20,29 @@ def load_source(source: Mapping[str, Any], seed: int = 0) -> list[str]:
     """
     if "path" in source:
         return [question for _, question in read_questions(source["path"], source["field"])]
+    return [question for question, _ in load_source_with_answers(source, seed)]
+
+
+def load_source_with_answers(source: Mapping[str, Any], seed: int = 0) -> list[tuple[str, str | None]]:
+    """(question, gold answer text) for every record of one source; the answer text is None where a
+    record has none, or for every record when the source names no `answer_field` (the tiny corpus
+    carries its own answers; unsolvable problems have none)."""
+    answer_field = source.get("answer_field")
+    if "path" in source:
+        if answer_field is None:
+            return [(question, None) for question in load_source(source)]
+        return list(read_questions_with_answers(source["path"], source["field"], answer_field))
     if "hub" in source:
         return _load_hub(source)
     if "tiny" in source:
         from .tiny.corpus import make_problems
 
-        return [problem.question for problem in make_problems(source["tiny"], seed)]
+        return [(problem.question, None if problem.answer is None else str(problem.answer))
+                for problem in make_problems(source["tiny"], seed)]
     raise SourceError(f"source '{source.get('name')}': needs one of path, hub or tiny")
 
 
-def _load_hub(source: Mapping[str, Any]) -> list[str]:
+def _load_hub(source: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     import datasets
 
     where = f"source '{source.get('name')}' ({source['hub']}{'/' + source['subset'] if source.get('subset') else ''}, split {source.get('split', 'train')})"
@@ -38,7 +51,10 @@ def _load_hub(source: Mapping[str, Any]) -> list[str]:
     except Exception as err:  # datasets raises many types (offline, missing, auth): name the source
         raise SourceError(f"{where}: cannot load from the Hugging Face Hub ({type(err).__name__}: {err}). "
                           "Run the prefetch on a node with network access, or give a local `path`.") from err
-    field = source["field"]
-    if field not in dataset.column_names:
-        raise SourceError(f"{where}: no '{field}' column (columns: {', '.join(dataset.column_names)})")
-    return list(dataset[field])
+    fields = [source["field"]] + ([source["answer_field"]] if source.get("answer_field") else [])
+    for field in fields:
+        if field not in dataset.column_names:
+            raise SourceError(f"{where}: no '{field}' column (columns: {', '.join(dataset.column_names)})")
+    questions = list(dataset[fields[0]])
+    answers = [None if a is None else str(a) for a in dataset[fields[1]]] if len(fields) > 1 else [None] * len(questions)
+    return list(zip(questions, answers))

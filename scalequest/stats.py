@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .atomic import write_json_atomic
 
@@ -72,6 +72,7 @@ class ShardStats:
     questions: Funnel = field(default_factory=Funnel)
     responses: Funnel | None = None
     counters: Counter = field(default_factory=Counter)  # generated_tokens, truncated_inputs, ...
+    inputs: dict[str, str] = field(default_factory=dict)  # digests of run-wide inputs the shard used
     seconds: float = 0.0
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -91,6 +92,8 @@ class ShardStats:
         }
         if self.responses is not None:
             payload["responses"] = self.responses.to_json()
+        if self.inputs:
+            payload["inputs"] = dict(sorted(self.inputs.items()))
         return payload
 
 
@@ -113,6 +116,19 @@ def read_stats(path: str | Path) -> dict[str, Any]:
     if "questions" not in payload:
         raise StatsError(f"{path}: no 'questions' funnel")
     return payload
+
+
+def summed_funnel(paths: Iterable[str | Path], unit: str = "questions") -> Funnel:
+    """One funnel: the sum of the sidecars' `unit` funnels."""
+    total = Funnel()
+    for path in paths:
+        total.add(read_stats(path)[unit])
+    return total
+
+
+def drop_summary(funnel: Funnel) -> str:
+    """"reason: count, ..." for an error message ("none" when nothing was dropped)."""
+    return ", ".join(f"{reason}: {count}" for reason, count in sorted(funnel.dropped.items())) or "none"
 
 
 def stats_path(shard_path: str | Path) -> Path:

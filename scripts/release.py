@@ -1,16 +1,17 @@
 """Rule release: merge, drop duplicates and contaminated questions, shuffle; Parquet files, dataset
 card, funnel.json and contamination.jsonl."""
 if __name__ == "__main__":
-    from scalequest.funnel import SHARD_STAGES
     from scalequest.joblog import job_log
     from scalequest.stages.release import release
 
     sm = snakemake  # noqa: F821
     with job_log(sm.log[0]):
         release(best_paths=list(sm.input.best),
-                stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in SHARD_STAGES},
+                stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in sm.params.stages},
                 duplicates_path=sm.input.duplicates, contamination_paths=list(sm.input.get("contamination", [])),
                 benchmarks_path=sm.input.get("benchmarks"), seed=sm.params.seed,
                 rows_per_file=sm.params.rows_per_file, name=sm.params.name, settings=sm.params.settings,
                 data_dir=sm.output.data, card_path=sm.output.card, funnel_path=sm.output.funnel,
-                contamination_out=sm.output.contamination)
+                contamination_out=sm.output.contamination,
+                difficulty={"keep_rates": sm.input.keep_rates, "sampled": list(sm.input.sampled),
+                            "scorer": sm.input.scorer} if "keep_rates" in sm.input.keys() else None)

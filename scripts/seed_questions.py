@@ -1,7 +1,7 @@
 """Rule seed_questions: merge, dedup and cap the QFT seed questions."""
 if __name__ == "__main__":
     from scalequest.joblog import job_log
-    from scalequest.training.seeds import collect_seed_questions
+    from scalequest.seeds import collect_seed_questions
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
     with job_log(sm.log[0]):

@@ -52,7 +52,10 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool =
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
-    """The tiny LM and reward model, built once by the workflow's build rules."""
+    """The tiny LM and reward model, built once by the workflow's build rules (or, to save the
+    two minutes while developing, taken from $SCALEQUEST_TINY_MODELS: a folder of a previous build)."""
+    if os.environ.get("SCALEQUEST_TINY_MODELS"):
+        return Path(os.environ["SCALEQUEST_TINY_MODELS"])
     workdir = copy_workflow(tmp_path_factory.mktemp("tiny-build"))
     run_snakemake(workdir, "--profile", "profiles/local", "build_tiny_reward")
     models = workdir / "results" / "tiny" / "models"

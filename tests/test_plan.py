@@ -15,22 +15,42 @@ def config():
     return validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
 
 
+DIFFICULTY_ROWS = {"difficulty_labels": (15, 120_000, 6.0), "difficulty_train": (1, 15_000, 2.0),
+                   "difficulty": (400, 1_000_000, 2.8)}  # jobs, samples, GPU-hours
+
+
 def test_full_scale_plan_reproduces_the_papers_table(config):
     plan = build_plan(config)
     for stage in plan["stages"]:
+        if stage["stage"] in DIFFICULTY_ROWS:  # the paper's table has no row of their own for these
+            assert stage["paper"] is None and stage["paper_note"]
+            assert (stage["jobs"], stage["samples"], stage["gpu_hours"]) == DIFFICULTY_ROWS[stage["stage"]]
+            continue
         assert stage["samples"] == PAPER_TABLE[stage["stage"]]["samples"]
         assert stage["gpu_hours"] == pytest.approx(PAPER_TABLE[stage["stage"]]["gpu_hours"], abs=0.1)
         assert stage["usd"] == pytest.approx(PAPER_TABLE[stage["stage"]]["usd"], abs=0.2)
         assert stage["jobs"] == (400 if stage["stage"] in SYNTHESIS_STAGES else 2)
+    assert [s["stage"] for s in plan["stages"]] == ["qft", "qpo_sample", "qpo_rewrite", "qpo_train",
+                                                    "difficulty_labels", "difficulty_train", "generate", "filter",
+                                                    "difficulty", "respond", "reward"]
+    assert plan["total"]["paper_gpu_hours"] == 522.9 and plan["total"]["paper_usd"] == pytest.approx(680.8, abs=0.2)
+    assert plan["total"]["gpu_hours"] == pytest.approx(522.9 + 6.0 + 2.0 + 2.8, abs=0.15)
+    assert plan["expected_pairs"] == 1_000_000
+    assert "| difficulty | 400 | 1,000,000 |" in render_plan(plan)
+
+
+def test_plan_without_difficulty_is_the_papers_table(config):
+    config["difficulty"]["enabled"] = False
+    plan = build_plan(config)
     assert [s["stage"] for s in plan["stages"]] == list(PAPER_TABLE)
     assert plan["total"]["gpu_hours"] == 522.9 and plan["total"]["usd"] == pytest.approx(680.8, abs=0.2)
-    assert plan["expected_pairs"] == 1_000_000
 
 
 def test_plan_leaves_out_training_that_is_switched_off(config):
     for generator in config["generators"].values():
         generator["training"] = "none"
-    assert [s["stage"] for s in build_plan(config)["stages"]] == list(SYNTHESIS_STAGES)
+    assert [s["stage"] for s in build_plan(config)["stages"]] == ["difficulty_labels", "difficulty_train",
+                                                                  *SYNTHESIS_STAGES]
 
 
 def test_plan_follows_the_config(config):
@@ -53,4 +73,4 @@ def test_plan_target_writes_and_prints_without_models(tmp_path):
     assert time.perf_counter() - started < 30
     table = (workdir / "results" / "plan.md").read_text()
     assert "| reward | 400 | 5,000,000 |" in table
-    assert "| total | 1,608 |" in result.stdout
+    assert "| total | 2,024 |" in result.stdout

@@ -17,7 +17,7 @@ from scalequest.stats import Funnel, ShardStats, StatsError, read_stats, stats_p
 
 def question_row(index=0, **extra):
     return {"id": f"g-00000-{index}", "generator": "g", "shard": 0, "question": f"What is {index} + 1?",
-            "question_model": "m", "question_seed": 7, **extra}
+            "question_model": "m", "question_seed": 7, "difficulty": None, **extra}
 
 
 def test_shard_round_trip_is_self_describing(tmp_path):

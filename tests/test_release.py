@@ -23,7 +23,7 @@ def test_pick_best_is_argmax_with_margin():
 
 def best_rows(questions_scores):
     return [{"id": f"g-00000-{i}", "generator": "g", "shard": 0, "question": q, "question_model": "m",
-             "question_seed": 1, "response": "r", "score": s, "margin": None, "candidates": 1,
+             "question_seed": 1, "difficulty": None, "response": "r", "score": s, "margin": None, "candidates": 1,
              "response_model": "m", "reward_model": "r"} for i, (q, s) in enumerate(questions_scores)]
 
 

@@ -19,8 +19,7 @@ from scalequest.stages.qpo import TooFewPairsError, check_enough_pairs, rewrite_
 from scalequest.stats import Funnel, ShardStats, stats_path, write_stats
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, TrainingError, launch_command, train
-from scalequest.training.qft import read_jsonl
-from scalequest.training.seeds import collect_seed_questions
+from scalequest.seeds import collect_seed_questions, read_seeds
 
 SEED_SOURCES = [{"name": "gsm8k", "path": str(SHARED_DATA / "gsm8k_train.jsonl"), "field": "question"},
                 {"name": "math", "path": str(SHARED_DATA / "math_train.jsonl"), "field": "problem"}]
@@ -44,7 +43,7 @@ def test_seed_questions_from_gsm8k_and_math_train(tmp_path):
     out = tmp_path / "seeds.jsonl"
     funnel = collect_seed_questions(sources=SEED_SOURCES, max_questions=15000, seed=1, out=out,
                                     stats_out=tmp_path / "seeds.stats.json")
-    rows = read_jsonl(out)
+    rows = read_seeds(out)
     assert funnel.total == 7473 + 7500 and funnel.kept == len(rows)
     assert funnel.total == funnel.kept + sum(funnel.dropped.values())
     assert {row["source"] for row in rows} == {"gsm8k", "math"}

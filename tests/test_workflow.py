@@ -9,6 +9,7 @@ from datasets import load_dataset
 from conftest import SHARED_DATA, copy_workflow, job_counts, run_snakemake, sidecars, tiny_workflow
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import SCORED, read_shard
+from scalequest.stats import read_stats
 
 LOCAL = ("--profile", "profiles/local")
 RELEASE = "results/tiny/release"
@@ -71,6 +72,27 @@ def test_funnel_is_conserved_at_every_stage_and_shard(hf_run):
         for reason, count in entry["questions"]["dropped"].items():
             dropped[reason] += count
     assert dropped["unsolvable"] > 0 and dropped["non_ascii"] > 0  # the filters really filter
+    assert dropped["too_easy"] == sum(p["questions"].total for p in loaded["sample"].values()) - 160  # keep: count 160
+
+
+def test_difficulty_histograms_before_and_after_sampling(hf_run):
+    results = hf_run / "results" / "tiny"
+    funnel = json.loads((results / "release/funnel.json").read_text())
+    difficulty = funnel["difficulty"]
+    loaded = sidecars(results)
+    assert sum(difficulty["scored"]) == sum(p["questions"].kept for p in loaded["difficulty"].values())
+    assert sum(difficulty["sampled"]) == sum(p["questions"].kept for p in loaded["sample"].values()) == 160
+    assert sum(difficulty["released"]) == funnel["released_pairs"]
+    assert difficulty["scorer"]["held_out_questions"] > 0 and difficulty["scorer"]["held_out_mse"] is not None
+    labels = read_stats(results / "train/difficulty/labels/00000.stats.json")
+    assert labels["questions"].dropped["no_gold"] > 0  # the tiny corpus's unsolvable problems have no answer
+    card = (results / "release/README.md").read_text()
+    assert "## Difficulty" in card and "| predicted fail rate | scored | sampled | released |" in card
+    for label, scored, sampled, released in zip(["< 0.2"], difficulty["scored"], difficulty["sampled"],
+                                                difficulty["released"]):
+        assert f"| {label} | {scored} | {sampled} | {released} |" in card
+    released = pq.read_table(results / "release/data").column("difficulty").to_pylist()
+    assert all(value is not None for value in released)
 
 
 def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
@@ -120,9 +142,10 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_dependents(hf_run):
     before = release_bytes(hf_run / RELEASE)
     (hf_run / "results/tiny/filter/qwen2-math/00001.parquet").unlink()
     plan = run_snakemake(hf_run, *LOCAL, "-n")
-    assert job_counts(plan.stdout) == {"filter": 1, "respond": 1, "reward": 1, "best": 1, "minhash": 1,
-                                       "decontaminate": 1, "lsh_band": 20, "dedup": 1, "release": 1, "all": 1,
-                                       "total": 29}
+    # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
+    assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "sample": 1,
+                                       "respond": 1, "reward": 1, "best": 1, "minhash": 1, "decontaminate": 1,
+                                       "lsh_band": 20, "dedup": 1, "release": 1, "all": 1, "total": 32}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
     run_snakemake(hf_run, *LOCAL)
@@ -133,10 +156,11 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     workdir = copy_workflow(tmp_path / "full")
     plan = run_snakemake(workdir, "-n", timeout=120)
     counts = job_counts(plan.stdout)
-    shard_stages = {"generate": 400, "filter": 400, "respond": 400, "reward": 400, "best": 400, "minhash": 400,
-                    "decontaminate": 400}
+    shard_stages = {"generate": 400, "filter": 400, "difficulty": 400, "sample": 400, "respond": 400, "reward": 400,
+                    "best": 400, "minhash": 400, "decontaminate": 400}
     release_stages = {"benchmark_ngrams": 1, "lsh_band": 20, "dedup": 1, "release": 1, "all": 1}
-    training = {"check_optimizer": 1, "seed_questions": 1, "qft": 2, "qpo_sample": 2, "qpo_rewrite": 2, "qpo_train": 2}
+    training = {"check_optimizer": 1, "seed_questions": 1, "qft": 2, "qpo_sample": 2, "qpo_rewrite": 2, "qpo_train": 2,
+                "difficulty_labels": 15, "difficulty_train": 1, "difficulty_gather": 1}
     assert {rule: counts[rule] for rule in training} == training
     assert {rule: counts[rule] for rule in {**shard_stages, **release_stages}} == {**shard_stages, **release_stages}
     assert counts["total"] == sum(count for rule, count in counts.items() if rule != "total")
@@ -149,6 +173,8 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     ("release: {near_dup: {bands: 7}}", "'release.near_dup': num_perm (120) must be a multiple of bands (7)"),
     ("release: {decontamination: {benchmarks: {mine: {field: q}}}}", "'release.decontamination.benchmarks.mine'"),
     ("release: {decontamination: {benchmarks: {gsm8k: {path: no/such.jsonl}}}}", "no/such.jsonl"),
+    ("difficulty: {keep: {rule: count}}", "'difficulty.keep.count': rule count needs a count"),
+    ("difficulty: {scorer: {model: no-such-base}}", "'difficulty.scorer.model': unknown model key 'no-such-base'"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, override, message):
     workdir = copy_workflow(tmp_path / "bad")

@@ -124,10 +124,16 @@ class ScoringEngine(_TokenizingEngine):
         """One score per tokenized input."""
 
     def score(self, conversations: Sequence[list[dict[str, str]]]) -> tuple[list[float], int]:
-        """Scores, and how many inputs were cut to the model's context length."""
+        """Scores of chat-rendered conversations (a reward model), and how many inputs were cut to
+        the model's context length."""
+        return self.score_texts([self.render_chat(c, add_generation_prompt=False) for c in conversations])
+
+    def score_texts(self, texts: Sequence[str]) -> tuple[list[float], int]:
+        """Scores of plain texts (a regression head on questions), and how many were cut to the
+        model's context length."""
         inputs, truncated = [], 0
-        for conversation in conversations:
-            ids = self.encode(self.render_chat(conversation, add_generation_prompt=False))
+        for text in texts:
+            ids = self.encode(text)
             if len(ids) > self.spec.max_model_len:
                 ids, truncated = ids[: self.spec.max_model_len], truncated + 1
             inputs.append(ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..records import BEST, SCORED, read_shard
+from ..records import BEST, QUESTION_FIELDS, SCORED, read_shard
 from ..stats import ShardStats
 from .shard_io import write_stage_outputs
 
@@ -27,7 +27,7 @@ def best_shard(*, generator: str, shard: str, scored_path: str | Path, out: str 
     for row in rows:
         response, score, margin = pick_best(row["responses"], row["scores"])
         pairs.append({
-            **{key: row[key] for key in ("id", "generator", "shard", "question", "question_model", "question_seed")},
+            **{field.name: row[field.name] for field in QUESTION_FIELDS},
             "response": response, "score": score, "margin": margin, "candidates": len(row["responses"]),
             "response_model": row["response_model"], "reward_model": row["reward_model"],
         })

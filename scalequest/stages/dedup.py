@@ -15,7 +15,7 @@ from ..atomic import atomic_path
 from ..minhash import MinHasher, band_keys
 from ..neardup import best_of_groups, bucket_pairs, connected_components, exact_keys, pair_jaccard, rank_rows
 from ..ngrams import DocumentHashes, ngram_sets
-from ..records import BEST, ShardFormatError, StageSchema, read_shard, write_shard
+from ..records import BEST, ShardFormatError, StageSchema, read_columns, read_shard, write_shard
 
 _ROWS_KEY = b"scalequest.rows"
 
@@ -47,18 +47,6 @@ def minhash_shard(*, best_path: str | Path, out: str | Path, ngram: int, num_per
     layout = minhash_layout(bands)
     write_shard(pa.Table.from_arrays(columns, schema=layout.schema), layout, out)
     return best.num_rows
-
-
-def read_columns(path: str | Path, stage: str, columns: Sequence[str]) -> pa.Table:
-    """Some columns of a shard, after checking the file's stage."""
-    try:
-        table = pq.read_table(path, columns=list(columns))
-    except (OSError, pa.ArrowInvalid, KeyError) as err:
-        raise ShardFormatError(f"{path}: cannot read columns {list(columns)} ({err})") from err
-    found = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
-    if found != stage:
-        raise ShardFormatError(f"{path}: holds stage '{found or 'unknown'}', expected '{stage}'")
-    return table
 
 
 def _write_table(table: pa.Table, path: str | Path, stage: str, rows: int) -> None:

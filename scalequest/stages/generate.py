@@ -49,7 +49,7 @@ def generate_shard(*, generator: str, shard: str, first_index: int, count: int, 
         rows.append({
             "id": question_id(generator, shard, first_index + offset), "generator": generator,
             "shard": int(shard), "question": completion.text.strip(), "question_model": model.describe(),
-            "question_seed": seed, "gen_tokens": completion.tokens,
+            "question_seed": seed, "difficulty": None, "gen_tokens": completion.tokens,
         })
     return write_stage_outputs(rows, QUESTIONS, out, stats)
 
@@ -69,7 +69,7 @@ def import_shard(*, generator: str, shard: str, first_index: int, count: int, qu
             continue
         stats.questions.keep()
         rows.append({"id": question_id(generator, shard, index), "generator": generator, "shard": int(shard),
-                     "question": question.strip(), "question_model": source, "question_seed": seed, "gen_tokens": 0})
+                     "question": question.strip(), "question_model": source, "question_seed": seed, "difficulty": None, "gen_tokens": 0})
     if read < count:
         raise InputFileError(f"{questions_file}: holds {first_index + read} questions, but generator "
                              f"'{generator}' asks for at least {first_index + count}")

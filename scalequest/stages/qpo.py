@@ -10,7 +10,7 @@ from ..models import ModelSpec
 from ..prompts import REWRITE_PROMPTS
 from ..records import PAIRS, QUESTIONS, read_shard
 from ..rewrite import extract_rewrite
-from ..stats import ShardStats, read_stats, stats_path
+from ..stats import ShardStats, drop_summary, stats_path, summed_funnel
 from .filter import judge_solvability
 from ..normalize import normalize_question
 from .shard_io import write_stage_outputs
@@ -83,11 +83,10 @@ def build_pairs(*, generator: str, samples_path: str | Path, optimizer: ModelSpe
 def check_enough_pairs(pairs_path: str | Path, min_pairs: int) -> int:
     """The number of pairs, or TooFewPairsError saying how many were found and why the rest
     of the sampled questions were dropped."""
-    funnel = read_stats(stats_path(pairs_path))["questions"]
+    funnel = summed_funnel([stats_path(pairs_path)])
     if funnel.kept >= min_pairs:
         return funnel.kept
-    reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(funnel.dropped.items())) or "none"
     raise TooFewPairsError(
         f"{pairs_path}: {funnel.kept} valid preference pairs from {funnel.total} sampled questions, fewer than "
-        f"qpo.min_pairs = {min_pairs}. Dropped: {reasons}. Check the optimizer's replies (optimizer_reply in "
+        f"qpo.min_pairs = {min_pairs}. Dropped: {drop_summary(funnel)}. Check the optimizer's replies (optimizer_reply in "
         "the pairs shard, or the answer cache) or sample more questions (qpo.samples).")

@@ -10,14 +10,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_dir, write_json_atomic, write_text_atomic
 from ..card import render_card
+from ..distributions import release_distributions
 from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize
 from ..records import BEST, RELEASE, read_shard
 from ..stats import Funnel, StatsError
 from .decontaminate import MATCHES
+from .difficulty import check_sampled_with, difficulty_summary
 from .dedup import read_duplicates
 
 
@@ -74,9 +77,11 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
             duplicates_path: str | Path, contamination_paths: Sequence[str | Path],
             benchmarks_path: str | Path | None, seed: int, rows_per_file: int, name: str,
             settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path, funnel_path: str | Path,
-            contamination_out: str | Path) -> dict[str, Any]:
+            contamination_out: str | Path, difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the release; returns the funnel written to `funnel_path`. Without `benchmarks_path`
-    (decontamination off) nothing is dropped as contaminated."""
+    (decontamination off) nothing is dropped as contaminated. `difficulty` (when scoring is on)
+    names the gathered keep rates, the sample shards and the scorer's folder, for the
+    difficulty histograms before and after sampling."""
     loaded = load_stage_stats(stats_paths)
     stages = [stage for stage in SHARD_STAGES if stage in loaded]
     check_chain(loaded, stages)
@@ -99,7 +104,13 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
         "files": [f"data/{file}" for file in files],
         "models": models_used(loaded),
         "decontamination": _contamination_counts(summary, contamination, release_funnel.dropped),
+        "distributions": release_distributions(final),
     }
+    if difficulty:
+        check_sampled_with(loaded["sample"], difficulty["keep_rates"])
+        funnel["difficulty"] = difficulty_summary(keep_rates_path=difficulty["keep_rates"],
+                                                  sample_paths=difficulty["sampled"], scorer_dir=difficulty["scorer"],
+                                                  released=pc.drop_null(final.column("difficulty")).to_numpy())
     write_json_atomic(funnel_path, funnel)
     write_contamination(contamination_out, merged, reasons, contamination)
     write_text_atomic(card_path, render_card(name=name, funnel=funnel, settings=settings,

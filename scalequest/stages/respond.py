@@ -8,16 +8,17 @@ from ..answers import has_final_answer
 from ..engines import Sampling, open_generator
 from ..models import ModelSpec
 from ..prompts import response_messages
-from ..records import RESPONSES, SOLVABLE, question_columns, read_shard
+from ..records import RESPONSES, SAMPLED, SOLVABLE, question_columns, read_any_shard
 from ..stats import Funnel, ShardStats
 from .shard_io import write_stage_outputs
 
 
 def respond_shard(*, generator: str, shard: str, questions_path: str | Path, model: ModelSpec, n: int,
                   sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
-    """Sample n responses per question; drop responses that are cut off or state no final
-    answer, and questions left with none."""
-    rows = question_columns(read_shard(questions_path, SOLVABLE)).to_pylist()
+    """Sample n responses per question (of a filter shard, or a sample shard when difficulty
+    sampling is on); drop responses that are cut off or state no final answer, and questions left
+    with none."""
+    rows = question_columns(read_any_shard(questions_path, (SOLVABLE, SAMPLED))[0]).to_pylist()
     stats = ShardStats("respond", generator, shard, seed, {"responder": model.describe()},
                        responses=Funnel(unit="response"))
     kept = []

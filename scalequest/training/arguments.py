@@ -6,8 +6,15 @@ from typing import Any
 from .job import TrainJob
 
 
+def trl_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
+    """Keyword arguments common to TRL's SFTConfig and DPOConfig: the Trainer's, plus the
+    sequence length and how TRL loads the model from its path."""
+    return {**trainer_kwargs(job, evaluate=evaluate), "max_length": job.hyper["max_length"],
+            "model_init_kwargs": {"trust_remote_code": job.trust_remote_code}}
+
+
 def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
-    """Keyword arguments common to SFTConfig and DPOConfig. With `evaluate`, the held-out set is
+    """Keyword arguments of transformers' TrainingArguments. With `evaluate`, the held-out set is
     scored before the first step and after each epoch (inside train(): a separate evaluate()
     before train() leaves DeepSpeed without its training engine).
 
@@ -26,7 +33,6 @@ def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
         "per_device_train_batch_size": hyper["per_device_batch_size"],
         "per_device_eval_batch_size": hyper["per_device_batch_size"],
         "gradient_accumulation_steps": hyper["gradient_accumulation_steps"],
-        "max_length": hyper["max_length"],
         "bf16": bool(hyper["bf16"]) and cuda,
         "use_cpu": not cuda,
         "deepspeed": job.deepspeed_config(),
@@ -38,7 +44,6 @@ def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
         "eval_strategy": "epoch" if evaluate else "no",
         "eval_on_start": evaluate,
         "report_to": "none",
-        "model_init_kwargs": {"trust_remote_code": job.trust_remote_code},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import PROMPT_STYLES
-from .arguments import first_and_last, trainer_kwargs
+from .arguments import first_and_last, trl_kwargs
 from .distributed import init_distributed
 from .job import TrainJob
 from ..records import PAIRS, read_shard
@@ -28,7 +28,7 @@ def train_dpo(job: TrainJob) -> dict[str, Any]:
 
     train, held_out = split_held_out(read_shard(job.data, PAIRS).select(["chosen", "rejected"]).to_pylist(), job.hyper["eval_fraction"], job.seed)
     args = DPOConfig(beta=job.hyper["beta"], loss_type=[job.hyper["loss_type"]],
-                     **trainer_kwargs(job, evaluate=bool(held_out)))
+                     **trl_kwargs(job, evaluate=bool(held_out)))
     init_distributed(job)
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
     rows = lambda pairs: Dataset.from_list(preference_rows(pairs, job.prompt_style, tokenizer.eos_token))

@@ -13,13 +13,13 @@ DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One QFT or DPO run. `hyper` holds the config's hyper-parameters for that kind."""
+    """One QFT, DPO or difficulty-scorer run. `hyper` holds the config's hyper-parameters for that kind."""
 
-    kind: str                  # "qft" or "dpo"
+    kind: str                  # "qft", "dpo" or "scorer"
     base_model: str            # the model to fine-tune (DPO: also its reference)
-    data: str                  # seed questions (QFT) or preference pairs (DPO), JSONL
+    data: str | list[str]      # seed questions (QFT, JSONL), preference pairs (DPO) or label shards (scorer)
     output_dir: str            # where rank 0 saves the model and its tokenizer
-    prompt_style: str
+    prompt_style: str | None   # the generator chat format (QFT, DPO); None for the scorer
     hyper: dict[str, Any]
     seed: int
     deepspeed: str = "none"    # none | zero2 | zero3

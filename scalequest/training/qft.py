@@ -2,21 +2,14 @@
 that opens a user turn, it writes a question. The prefix is masked from the loss."""
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 from ..prompts import PROMPT_STYLES
-from .arguments import first_and_last, trainer_kwargs
+from ..seeds import read_seeds
+from .arguments import first_and_last, trl_kwargs
 from .distributed import init_distributed
 from .job import TrainJob
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Objects of a JSONL file the workflow wrote (split on "\n" only: questions may hold U+2028)."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def split_held_out(rows: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -44,10 +37,10 @@ def train_qft(job: TrainJob) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    questions = [row["question"] for row in read_jsonl(job.data)]
+    questions = [row["question"] for row in read_seeds(job.data)]
     train, held_out = split_held_out(questions, job.hyper["eval_fraction"], job.seed)
     args = SFTConfig(packing=job.hyper["packing"], completion_only_loss=True,
-                     **trainer_kwargs(job, evaluate=bool(held_out)))
+                     **trl_kwargs(job, evaluate=bool(held_out)))
     init_distributed(job)
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
     trainer = SFTTrainer(

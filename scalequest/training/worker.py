@@ -22,7 +22,11 @@ def run(job: TrainJob) -> dict:
         from .dpo import train_dpo
 
         return train_dpo(job)
-    raise ValueError(f"unknown training kind '{job.kind}' (qft or dpo)")
+    if job.kind == "scorer":
+        from .scorer import train_scorer
+
+        return train_scorer(job)
+    raise ValueError(f"unknown training kind '{job.kind}' (qft, dpo or scorer)")
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,122 @@
+# Stage 4c, difficulty: the solver's fail rates on the seed questions label them; a regression head
+# trained on the labels scores every question that passed the filters; one job turns the keep rule
+# into keep rates over all scores; each shard then applies them with its own seed.
+from scalequest.difficulty import KeepRuleError, check_keep_rule
+
+DIFFICULTY = config["difficulty"]
+DIFFICULTY_DIR = f"{RESULTS}/train/difficulty"
+SCORER_DIR = f"{DIFFICULTY_DIR}/scorer"
+KEEP_RATES = f"{RESULTS}/difficulty/keep_rates.json"
+LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["shard_size"])
+
+
+def label_file(part="{part}"):
+    return f"{DIFFICULTY_DIR}/labels/{part}.parquet"
+
+
+def scorer_params():
+    """The trained scorer as a model entry; it reads questions cut as in training."""
+    return trained_params(DIFFICULTY["scorer"]["model"], SCORER_DIR, "difficulty-scorer", "difficulty scorer",
+                          max_model_len=DIFFICULTY["scorer"]["hyper"]["max_length"])
+
+
+if DIFFICULTY_ON:
+    try:
+        check_keep_rule(DIFFICULTY["keep"])
+    except KeepRuleError as error:
+        raise WorkflowError(f"Configuration error: {error}") from None
+
+    rule difficulty_labels:
+        input:
+            seeds=SEED_QUESTIONS,
+            model=model_inputs(DIFFICULTY["labels"]["solver"]),
+        output:
+            shard=label_file(),
+            stats=label_file().removesuffix(".parquet") + ".stats.json",
+        wildcard_constraints:
+            part=SHARD_PATTERN,
+        params:
+            solver=model_params(DIFFICULTY["labels"]["solver"]),
+            k=DIFFICULTY["labels"]["k"],
+            sampling=DIFFICULTY["labels"]["sampling"],
+            first=lambda w: int(w.part) * DIFFICULTY["labels"]["shard_size"],
+            questions=DIFFICULTY["labels"]["shard_size"],
+            seed=lambda w: derive_seed(config["seed"], "difficulty_labels", "seeds", w.part),
+        log:
+            f"{RESULTS}/logs/difficulty_labels/{{part}}.log",
+        conda:
+            "../envs/vllm.yaml"
+        script:
+            "../scripts/difficulty_labels.py"
+
+    rule difficulty_train:
+        input:
+            data=[label_file(part) for part in LABEL_PARTS],
+            model=model_inputs(DIFFICULTY["scorer"]["model"]),
+        output:
+            model=directory(SCORER_DIR),
+        params:
+            kind="scorer",
+            model=model_params(DIFFICULTY["scorer"]["model"]),
+            prompt_style=None,
+            hyper=DIFFICULTY["scorer"]["hyper"],
+            deepspeed=config["training"]["deepspeed"],
+            launch=training_launch(),
+            min_examples=DIFFICULTY["labels"]["min_labels"],
+            seed=derive_seed(config["seed"], "difficulty_train", "all", 0),
+        log:
+            f"{RESULTS}/logs/difficulty_train.log",
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../scripts/train.py"
+
+    rule difficulty:
+        input:
+            questions=shard_file("filter"),
+            model=SCORER_DIR,
+        output:
+            shard=shard_file("difficulty"),
+            stats=stats_file("difficulty"),
+        params:
+            scorer=scorer_params(),
+            seed=shard_seed("difficulty"),
+        log:
+            log_file("difficulty"),
+        conda:
+            "../envs/vllm.yaml"
+        script:
+            "../scripts/difficulty.py"
+
+    rule difficulty_gather:
+        input:
+            scored=all_shard_files("difficulty"),
+        output:
+            keep_rates=KEEP_RATES,
+        params:
+            keep=DIFFICULTY["keep"],
+        log:
+            f"{RESULTS}/logs/difficulty_gather.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/difficulty_gather.py"
+
+    rule sample:
+        input:
+            scored=shard_file("difficulty"),
+            # ancient: re-gathering after one shard re-ran must not re-draw every shard; a change of
+            # the rule does (params), and the release refuses shards drawn with other rates.
+            keep_rates=ancient(KEEP_RATES),
+        output:
+            shard=shard_file("sample"),
+            stats=stats_file("sample"),
+        params:
+            keep=DIFFICULTY["keep"],
+            seed=shard_seed("sample"),
+        log:
+            log_file("sample"),
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/sample.py"

@@ -1,0 +1,34 @@
+# The seed questions (GSM8K + MATH train in the paper): QFT trains on them, the difficulty labels
+# grade the solver on them. Made once when either needs them.
+TRAINED_GENERATORS = {kind: [g for g in GENERATORS if config["generators"][g].get("training") in kinds]
+                      for kind, kinds in {"qft": ("qft", "qpo"), "qpo": ("qpo",)}.items()}
+SEED_QUESTIONS = f"{RESULTS}/train/seed_questions.jsonl"
+
+
+def local_source_files(sources):
+    """Seed files on disk are inputs (editing one re-runs what uses them); hub datasets are fetched."""
+    return [source["path"] for source in sources if "path" in source]
+
+
+def training_launch():
+    return {"nodes": config["training"]["nodes"], "processes_per_node": config["training"]["processes_per_node"]}
+
+
+if TRAINED_GENERATORS["qft"] or DIFFICULTY_ON:
+
+    rule seed_questions:
+        input:
+            local_source_files(config["seeds"]["sources"]),
+        output:
+            questions=SEED_QUESTIONS,
+            stats=SEED_QUESTIONS.removesuffix(".jsonl") + ".stats.json",
+        params:
+            sources=config["seeds"]["sources"],
+            max_questions=config["seeds"]["max_questions"],
+            seed=derive_seed(config["seed"], "seed_questions", "all", 0),
+        log:
+            f"{RESULTS}/logs/seed_questions.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/seed_questions.py"

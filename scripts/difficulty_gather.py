@@ -1,0 +1,8 @@
+"""Rule difficulty_gather: keep rates per score bin from every shard's scores and the keep rule."""
+if __name__ == "__main__":
+    from scalequest.joblog import job_log
+    from scalequest.stages.difficulty import gather_scores
+
+    sm = snakemake  # noqa: F821
+    with job_log(sm.log[0]):
+        gather_scores(difficulty_paths=list(sm.input.scored), keep=sm.params.keep, out=sm.output.keep_rates)
