@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make demo   installs the CPU environment, then runs the tiny end-to-end demo
+#   make demo   installs the CPU environment, then runs the tiny end-to-end demo and its HTML report
 #   make test   installs the CPU environment, then runs the test suite (what .ci/run calls)
 # Also: make demo-vllm (the demo through vLLM), make plan (the full-scale cost plan).
 VENV ?= .venv
@@ -27,6 +27,7 @@ $(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt envs/slur
 
 demo: install
 	$(RUN) $(BIN)/snakemake --profile profiles/local
+	$(RUN) $(BIN)/snakemake --profile profiles/local --report results/tiny/report.html
 
 demo-vllm: install
 	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny.yaml presets/tiny-vllm.yaml

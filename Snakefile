@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/seeds.smk"
@@ -23,6 +26,7 @@ include: "rules/reward.smk"
 include: "rules/dedup.smk"
 include: "rules/decontaminate.smk"
 include: "rules/release.smk"
+include: "rules/report.smk"
 include: "rules/plan.smk"
 
 
@@ -32,6 +36,7 @@ rule all:
     default_target: True
     input:
         rules.release.output,
+        rules.report_files.output,
         [all_shard_files(stage) for stage in STAGES],
 
 

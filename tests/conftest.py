@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "presets", "profiles", "envs"]
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "presets", "profiles", "envs", "report"]
 SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data"))
 OPENAI_MODEL = "tiny-lm"
 

@@ -117,6 +117,18 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
         assert f"| {name} | {about['source']} | {about['items']} | {about['matched']} | {about['dropped']} |" in card
 
 
+def test_report_renders_with_the_figures_embedded(hf_run):
+    run_snakemake(hf_run, *LOCAL, "--report", "report.html")
+    page = (hf_run / "report.html").read_text()
+    for figure in ("funnel", "lengths", "rewards", "difficulty", "contamination"):
+        assert f"data:image/png;charset=utf8;filename={figure}.png;base64,iVBOR" in page  # a PNG, inline
+    assert "filename=samples.html;base64," in page and "filename=config.yaml;base64," in page
+    funnel = json.loads((hf_run / RELEASE / "funnel.json").read_text())
+    card = (hf_run / RELEASE / "README.md").read_text()
+    for measure, summary in funnel["distributions"].items():  # the card's numbers are funnel.json's
+        assert f"| {measure} | {summary['count']} | {summary['mean']:g} |" in card
+
+
 def test_every_released_response_is_the_argmax_of_its_scores(hf_run):
     scored = {}
     for path in (hf_run / "results" / "tiny" / "reward").glob("*/*.parquet"):

@@ -1,0 +1,32 @@
+# The run report: figures and tables made from the release. `snakemake --report FILE.html` embeds
+# them, with every job's provenance and run time, in one HTML file.
+REPORT_DIR = f"{RESULTS}/report"
+
+
+def report_file(name, category, caption):
+    return report(f"{REPORT_DIR}/{name}", caption=f"../report/{caption}", category=category)
+
+
+rule report_files:
+    input:
+        funnel=rules.release.output.funnel,
+        data=rules.release.output.data,
+    output:
+        funnel=report_file("funnel.png", "Funnel", "funnel.rst"),
+        lengths=report_file("lengths.png", "Distributions", "lengths.rst"),
+        rewards=report_file("rewards.png", "Distributions", "rewards.rst"),
+        difficulty=report_file("difficulty.png", "Difficulty", "difficulty.rst"),
+        contamination=report_file("contamination.png", "Decontamination", "contamination.rst"),
+        samples=report_file("samples.html", "Sample pairs", "samples.rst"),
+        config=report_file("config.yaml", "Configuration", "config.rst"),
+    params:
+        config=config,
+        samples=20,
+        seed=derive_seed(config["seed"], "report", "all", 0),
+    localrule: True
+    log:
+        f"{RESULTS}/logs/report_files.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/report_files.py"

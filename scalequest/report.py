@@ -1,0 +1,153 @@
+"""The run report's figures and tables, made from the release (funnel.json and the released
+pairs); `snakemake --report` embeds them with the run's provenance in one HTML file."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from .atomic import atomic_path, write_text_atomic
+
+FIGURE_DPI = 110
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on cluster nodes
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+    _pyplot().close(figure)
+
+
+def funnel_figure(funnel: Mapping[str, Any], path: str | Path) -> None:
+    """Questions kept and dropped at every stage, each drop reason its own segment."""
+    plt = _pyplot()
+    stages = [entry for entry in funnel["stages"] if "questions" in entry]
+    reasons = sorted({reason for entry in stages for reason, n in entry["questions"]["dropped"].items() if n})
+    figure, axis = plt.subplots(figsize=(9, 0.45 * len(stages) + 1.8))
+    labels = [entry["stage"] for entry in stages][::-1]
+    kept = [entry["questions"]["kept"] for entry in stages][::-1]
+    axis.barh(labels, kept, color="#3b7dd8", label="kept")
+    left = np.asarray(kept, dtype=float)
+    colors = [plt.get_cmap("tab20")(index % 20) for index in range(2, 2 + len(reasons))]  # not kept's blue
+    for color, reason in zip(colors, reasons):
+        counts = np.asarray([entry["questions"]["dropped"].get(reason, 0) for entry in stages][::-1], dtype=float)
+        axis.barh(labels, counts, left=left, color=color, label=f"dropped: {reason}")
+        left += counts
+    axis.set_xlabel("questions")
+    axis.set_title(f"Funnel: {funnel['released_pairs']:,} released pairs")
+    axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    _save(figure, path)
+
+
+def _histogram(axis, values: np.ndarray, title: str, xlabel: str, bins: int = 40) -> None:
+    if len(values):
+        axis.hist(values, bins=bins, color="#3b7dd8")
+    else:
+        axis.text(0.5, 0.5, "no values", ha="center", va="center", transform=axis.transAxes)
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("pairs")
+
+
+def distribution_figure(columns: Mapping[str, np.ndarray], panels: Sequence[tuple[str, str, str]],
+                        path: str | Path) -> None:
+    """One histogram per (column, title, x label) panel, side by side."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    for axis, (column, title, xlabel) in zip(np.atleast_1d(axes), panels):
+        _histogram(axis, columns[column], title, xlabel)
+    _save(figure, path)
+
+
+def difficulty_figure(difficulty: Mapping[str, Any] | None, path: str | Path) -> None:
+    """Predicted fail rates per bin: every scored question, the sampled ones, the released ones."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    if not difficulty:
+        axis.text(0.5, 0.5, "difficulty scoring was off", ha="center", va="center", transform=axis.transAxes)
+        axis.set_axis_off()
+        _save(figure, path)
+        return
+    bins = difficulty["bins"]
+    labels = [f"{low:g}-{high:g}" for low, high in zip(bins, bins[1:])]
+    positions = np.arange(len(labels))
+    for offset, (series, color) in enumerate((("scored", "#9bbbe8"), ("sampled", "#3b7dd8"), ("released", "#173f7a"))):
+        axis.bar(positions + (offset - 1) * 0.27, difficulty[series], width=0.27, color=color, label=series)
+    axis.set_xticks(positions, labels)
+    axis.set_xlabel("predicted fail rate of the solver")
+    axis.set_ylabel("questions")
+    axis.set_title(f"Difficulty before and after sampling (keep rule: {difficulty['rule']})")
+    axis.legend()
+    _save(figure, path)
+
+
+def contamination_figure(decontamination: Mapping[str, Any], path: str | Path) -> None:
+    """Per benchmark: questions matching one of its test items, and those dropped for it."""
+    plt = _pyplot()
+    benchmarks = decontamination["benchmarks"]
+    figure, axis = plt.subplots(figsize=(8, 3.6))
+    names = list(benchmarks)
+    positions = np.arange(len(names))
+    axis.bar(positions - 0.2, [benchmarks[n]["matched"] for n in names], width=0.4, color="#e0a040", label="matched")
+    axis.bar(positions + 0.2, [benchmarks[n]["dropped"] for n in names], width=0.4, color="#c0392b", label="dropped")
+    axis.set_xticks(positions, names)
+    axis.set_ylabel("questions")
+    axis.set_title(f"Decontamination ({decontamination.get('ngram')}-gram overlap with benchmark test items)")
+    axis.legend()
+    _save(figure, path)
+
+
+def samples_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Sample pairs as an HTML table (escaped: questions and responses are model output)."""
+    def cell(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}g}"
+
+    cells = "".join(
+        f"<tr><td>{html.escape(row['id'])}</td><td>{html.escape(row['question'])}</td>"
+        f"<td><pre>{html.escape(row['response'])}</pre></td><td>{cell(row['score'], 4)}</td>"
+        f"<td>{cell(row['difficulty'], 3)}</td></tr>"
+        for row in rows)
+    write_text_atomic(path, "<table><thead><tr><th>id</th><th>question</th><th>response</th><th>reward</th>"
+                            f"<th>difficulty</th></tr></thead><tbody>{cells}</tbody></table>\n")
+
+
+def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
+    """The released pairs' measures the figures plot (lengths in characters)."""
+    table = pq.read_table(data_dir, columns=["question", "response", "score", "margin", "difficulty"])
+    present = lambda name: pc.drop_null(table.column(name)).to_numpy() if table.num_rows else np.zeros(0)
+    return {"question_chars": pc.utf8_length(table.column("question")).to_numpy(),
+            "response_chars": pc.utf8_length(table.column("response")).to_numpy(),
+            "score": present("score"), "margin": present("margin"), "difficulty": present("difficulty")}
+
+
+def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, config: Mapping[str, Any],
+                       samples: int, seed: int, out: Mapping[str, str | Path]) -> None:
+    """Every figure and table of the report: `out` maps funnel, lengths, rewards, difficulty,
+    contamination, samples and config to their paths."""
+    funnel = json.loads(Path(funnel_path).read_text(encoding="utf-8"))
+    columns = released_columns(data_dir)
+    funnel_figure(funnel, out["funnel"])
+    distribution_figure(columns, [("question_chars", "Question length", "characters"),
+                                  ("response_chars", "Response length", "characters")], out["lengths"])
+    distribution_figure(columns, [("score", "Reward of the kept response", "reward score"),
+                                  ("margin", "Best-of-n margin", "best score minus the runner-up's")], out["rewards"])
+    difficulty_figure(funnel.get("difficulty"), out["difficulty"])
+    contamination_figure(funnel["decontamination"], out["contamination"])
+    table = pq.read_table(data_dir, columns=["id", "question", "response", "score", "difficulty"])
+    picked = np.sort(np.random.default_rng(seed).permutation(table.num_rows)[:samples])
+    samples_table(table.take(picked).to_pylist(), out["samples"])
+    write_text_atomic(out["config"], yaml.safe_dump(dict(config), sort_keys=False))
