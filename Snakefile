@@ -15,6 +15,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/models.smk"
+include: "rules/prefetch.smk"
 include: "rules/seeds.smk"
 include: "rules/qft.smk"
 include: "rules/qpo.smk"

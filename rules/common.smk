@@ -5,6 +5,7 @@ import re
 
 from scalequest.config import ConfigError, validate_config
 from scalequest.funnel import shard_stages
+from scalequest.prefetch import OFFLINE_ENV, hub_items, is_hub_model
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
 try:
@@ -21,6 +22,19 @@ STAGES = shard_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in dat
 
 # Jobs import the package from this checkout, also inside per-rule conda envs.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+# Jobs read models and datasets from the cache the prefetch rule filled (compute nodes are often
+# offline); a variable set in the environment wins.
+for _name, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+HUB_ITEMS = hub_items(config)
+PREFETCHED = f"{RESULTS}/prefetch.json" if HUB_ITEMS["models"] or HUB_ITEMS["datasets"] else None
+
+
+def prefetched():
+    """The prefetch's output as an input: whatever reads the hub runs after it. `ancient`, so that
+    fetching a newly configured model does not re-run what used the others."""
+    return [ancient(PREFETCHED)] if PREFETCHED else []
 
 
 wildcard_constraints:
@@ -62,9 +76,11 @@ def model_params(key):
 
 
 def model_inputs(key):
-    """Models the workflow builds itself are inputs; hub models are fetched by the engine."""
+    """Models the workflow builds itself are inputs; hub models come from the prefetch's cache."""
     entry = config["models"][key]
-    return [entry["path"]] if entry.get("build") else []
+    if entry.get("build"):
+        return [entry["path"]]
+    return prefetched() if is_hub_model(entry) else []
 
 
 def built_model_path(build):

@@ -9,6 +9,7 @@ BENCHMARK_SUMMARY = f"{BENCHMARK_DIR}/benchmarks.json"
 rule benchmark_ngrams:
     input:
         [entry["path"] for entry in BENCHMARKS.values() if entry.get("path")],
+        prefetched(),
     output:
         benchmark_items=f"{BENCHMARK_DIR}/items.parquet",
         index=f"{BENCHMARK_DIR}/ngrams.npz",
@@ -16,7 +17,6 @@ rule benchmark_ngrams:
     params:
         benchmarks=BENCHMARKS,
         ngram=DECONTAMINATION["ngram"],
-    # Hub downloads need the network: the submitting node has it, cluster nodes often do not.
     localrule: True
     log:
         f"{RESULTS}/logs/benchmark_ngrams.log",

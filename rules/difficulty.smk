@@ -64,6 +64,8 @@ if DIFFICULTY_ON:
             launch=training_launch(),
             min_examples=DIFFICULTY["labels"]["min_labels"],
             seed=derive_seed(config["seed"], "difficulty_train", "all", 0),
+        resources:
+            **training_resources(),
         log:
             f"{RESULTS}/logs/difficulty_train.log",
         conda:

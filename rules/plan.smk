@@ -1,4 +1,5 @@
-# The cost plan from the config alone: `snakemake plan --cores 1` writes it and prints it.
+# The cost plan from the config alone: `snakemake plan --cores 1` writes it and prints it. After a
+# run, `snakemake calibrate` measures the plan's figures from its stats sidecars.
 from scalequest.plan import build_plan
 
 
@@ -11,3 +12,24 @@ rule plan:
     localrule: True
     script:
         "../scripts/plan.py"
+
+
+def calibration_inputs(wildcards):
+    stats = {f"{stage}_stats": all_stats_files(stage) for stage in STAGES}
+    if DIFFICULTY_ON:
+        stats["difficulty_labels_stats"] = [label_file(part).removesuffix(".parquet") + ".stats.json"
+                                            for part in LABEL_PARTS]
+    return stats
+
+
+rule calibrate:
+    input:
+        unpack(calibration_inputs),
+    output:
+        f"{RESULTS}/calibration.yaml",
+    params:
+        gpus_per_job=config["plan"]["gpus_per_job"],
+        source=RESULTS,
+    localrule: True
+    script:
+        "../scripts/calibrate.py"

@@ -25,6 +25,8 @@ if TRAINED_GENERATORS["qft"]:
             launch=training_launch(),
             min_examples=None,
             seed=lambda w: derive_seed(config["seed"], "qft", w.gen, 0),
+        resources:
+            **training_resources(),
         log:
             f"{RESULTS}/logs/qft/{{gen}}.log",
         conda:

@@ -91,6 +91,8 @@ if TRAINED_GENERATORS["qpo"]:
             launch=training_launch(),
             min_examples=config["qpo"]["min_pairs"],
             seed=lambda w: derive_seed(config["seed"], "qpo_train", w.gen, 0),
+        resources:
+            **training_resources(),
         log:
             f"{RESULTS}/logs/qpo_train/{{gen}}.log",
         conda:

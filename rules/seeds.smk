@@ -14,11 +14,19 @@ def training_launch():
     return {"nodes": config["training"]["nodes"], "processes_per_node": config["training"]["processes_per_node"]}
 
 
+def training_resources():
+    """A multi-node training job asks Slurm for its nodes and one launcher task per node, and runs
+    its own srun (mpi); GPUs, memory and time per node come from the profile."""
+    nodes = config["training"]["nodes"]
+    return {"nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"} if nodes > 1 else {}
+
+
 if TRAINED_GENERATORS["qft"] or DIFFICULTY_ON:
 
     rule seed_questions:
         input:
             local_source_files(config["seeds"]["sources"]),
+            prefetched(),
         output:
             questions=SEED_QUESTIONS,
             stats=SEED_QUESTIONS.removesuffix(".jsonl") + ".stats.json",

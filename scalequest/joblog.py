@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+# Rehearsing failures: rules named here (comma-separated) fail on their first try, and run
+# normally when retried (a marker beside the job's log remembers the first try).
+FAIL_ONCE_ENV = "SCALEQUEST_FAIL_ONCE"
+
 
 @contextmanager
-def job_log(path: str | Path | None) -> Iterator[None]:
+def job_log(path: str | Path | None, rule: str | None = None) -> Iterator[None]:
     """Send stdout and stderr of this process, including C-level output (vLLM, torch), to the
-    job's log file; a failure's traceback is written there too and raised again."""
+    job's log file, which starts with where the job ran; a failure's traceback is written there
+    too and raised again."""
     if not path:
         yield
         return
@@ -24,6 +30,8 @@ def job_log(path: str | Path | None) -> Iterator[None]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
+            print(where_it_runs(rule), flush=True)
+            fail_once_if_asked(rule, path)
             yield
         except BaseException:
             traceback.print_exc()
@@ -35,3 +43,24 @@ def job_log(path: str | Path | None) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def where_it_runs(rule: str | None) -> str:
+    """One line for the top of a job's log: rule, host, Slurm job, whether it may reach the
+    Hugging Face Hub, and the GPUs it was given."""
+    slurm = os.environ.get("SLURM_JOB_ID")
+    hub = "offline" if os.environ.get("HF_HUB_OFFLINE") == "1" else "online"
+    return (f"== rule {rule or '?'} on {socket.gethostname()}{f', Slurm job {slurm}' if slurm else ''}, hub {hub}, "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}")
+
+
+def fail_once_if_asked(rule: str | None, log_path: str | Path) -> None:
+    """Raise on the first try of a rule named in $SCALEQUEST_FAIL_ONCE (to rehearse retries)."""
+    if not rule or rule not in os.environ.get(FAIL_ONCE_ENV, "").split(","):
+        return
+    marker = Path(f"{log_path}.failed-once")
+    if marker.exists():
+        return
+    marker.touch()
+    raise RuntimeError(f"failure injected by {FAIL_ONCE_ENV}={os.environ[FAIL_ONCE_ENV]}: the first try of rule "
+                       f"{rule} fails, its retry runs")

@@ -25,15 +25,21 @@ PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_trai
 SYNTHESIS_STAGES = ("generate", "filter", "difficulty", "respond", "reward")
 
 
+TRAINING_STAGES = ("qft", "qpo_train", "difficulty_train")
+
+
 def _stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any], *, api: bool = False) -> dict[str, Any]:
-    """One row: GPU-hours from the stage's throughput, or API dollars per request."""
+    """One row: GPU-hours from the stage's throughput (or API dollars per request), and the wall
+    hours of one job on the GPUs it asks for."""
+    gpus = plan_config["gpus_per_training_job"] if stage in TRAINING_STAGES else plan_config["gpus_per_job"]
     if api:
         gpu_hours, usd = 0.0, samples * plan_config["api_usd_per_request"]
     else:
         gpu_hours = samples / plan_config["samples_per_gpu_hour"][stage]
         usd = gpu_hours * plan_config["gpu_hour_usd"]
     return {"stage": stage, "jobs": jobs, "samples": samples, "tokens": samples * plan_config["mean_tokens"][stage],
-            "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "paper": PAPER_TABLE.get(stage),
+            "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "gpus_per_job": gpus,
+            "hours_per_job": round(gpu_hours / (jobs * gpus), 2) if jobs else 0.0, "paper": PAPER_TABLE.get(stage),
             "paper_note": PAPER_NOTES.get(stage)}
 
 
@@ -106,17 +112,19 @@ def render_plan(plan: Mapping[str, Any]) -> str:
     lines = [
         f"Plan: {plan['questions']:,} questions -> about {plan['expected_pairs']:,} pairs (before dedup)",
         "",
-        "| stage | jobs | samples | tokens | GPU-h | $ | paper GPU-h | paper $ |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | jobs | samples | tokens | GPU-h | $ | h/job (GPUs) | paper GPU-h | paper $ |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in plan["stages"]:
         paper = f"{s['paper']['gpu_hours']} | {s['paper']['usd']}" if s["paper"] else f"– ({s['paper_note']}) | –"
         lines.append(f"| {s['stage']} | {s['jobs']:,} | {s['samples']:,} | {s['tokens']:,} | {s['gpu_hours']:,} "
-                     f"| {s['usd']:,} | {paper} |")
+                     f"| {s['usd']:,} | {s['hours_per_job']} ({s['gpus_per_job']}) | {paper} |")
     t = plan["total"]
-    lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | {t['paper_gpu_hours']} "
+    lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | {t['paper_gpu_hours']} "
                  f"| {t['paper_usd']} |")
-    lines += ["", "Throughput, keep rates, mean tokens and prices come from the config's `plan` section "
-              "(defaults: the paper's Table 3). QFT samples are the seed-question cap times epochs; "
-              "qpo_rewrite costs API dollars when the optimizer is an `openai` model."]
+    lines += ["", "Throughput, keep rates, mean tokens, GPUs per job and prices come from the config's `plan` "
+              "section (defaults: the paper's Table 3; `snakemake calibrate` measures them from a run). h/job is "
+              "one job's wall time on its GPUs, model loading not included: keep the profile's runtime above it. "
+              "QFT samples are the seed-question cap times epochs; qpo_rewrite costs API dollars when the "
+              "optimizer is an `openai` model."]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,6 @@ if __name__ == "__main__":
     from scalequest.stages.reward import reward_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0]):
+    with job_log(sm.log[0], sm.rule):
         reward_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, responses_path=sm.input.responses,
                      model=ModelSpec.from_entry(**sm.params.model), seed=sm.params.seed, out=sm.output.shard)

@@ -74,6 +74,23 @@ def tiny_workflow(dest: Path, tiny_models: Path) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, tiny_models) -> Path:
+    """The demo as a user runs it, `snakemake --profile profiles/local` (hf engine), once per
+    session: the workflow tests read it, the Slurm tests compare their release with it."""
+    workdir = tiny_workflow(tmp_path_factory.mktemp("demo-run"), tiny_models)
+    result = run_snakemake(workdir, "--profile", "profiles/local")
+    assert "Dataset: results/tiny/release/data" in result.stdout + result.stderr
+    return workdir
+
+
+def release_bytes(release_dir: Path) -> dict[str, bytes]:
+    """The release's Parquet files, card and funnel.json, by name."""
+    files = sorted((release_dir / "data").glob("*.parquet"))
+    return {f.name: f.read_bytes() for f in files} | {
+        name: (release_dir / name).read_bytes() for name in ("README.md", "funnel.json")}
+
+
 def sidecars(results_dir: Path) -> dict:
     """Every shard stage's stats sidecars under `results_dir`, by (generator, shard)."""
     from scalequest.funnel import SHARD_STAGES

@@ -1,12 +1,14 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
+import re
 from collections import defaultdict
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from datasets import load_dataset
 
-from conftest import SHARED_DATA, copy_workflow, job_counts, run_snakemake, sidecars, tiny_workflow
+from conftest import SHARED_DATA, copy_workflow, job_counts, release_bytes, run_snakemake, sidecars
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import SCORED, read_shard
 from scalequest.stats import read_stats
@@ -18,18 +20,9 @@ BENCHMARK_FILES = {"gsm8k": "gsm8k_test", "math": "math_test", "math500": "math5
 
 
 @pytest.fixture(scope="module")
-def hf_run(tmp_path_factory, tiny_models):
-    """The demo as a user runs it: `snakemake --profile profiles/local` (hf engine)."""
-    workdir = tiny_workflow(tmp_path_factory.mktemp("hf-run"), tiny_models)
-    result = run_snakemake(workdir, *LOCAL)
-    assert "Dataset: results/tiny/release/data" in result.stdout + result.stderr
-    return workdir
-
-
-def release_bytes(release_dir):
-    files = sorted((release_dir / "data").glob("*.parquet"))
-    return {f.name: f.read_bytes() for f in files} | {
-        name: (release_dir / name).read_bytes() for name in ("README.md", "funnel.json")}
+def hf_run(demo_run):
+    """The demo (hf engine) as a user runs it."""
+    return demo_run
 
 
 def test_release_is_a_loadable_dataset_with_card(hf_run):
@@ -115,6 +108,29 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
     assert "## Decontamination" in card
     for name, about in benchmarks.items():
         assert f"| {name} | {about['source']} | {about['items']} | {about['matched']} | {about['dropped']} |" in card
+
+
+def test_calibration_measures_the_plan_from_the_run(hf_run):
+    run_snakemake(hf_run, *LOCAL, "calibrate")
+    calibrated = yaml.safe_load((hf_run / "results/tiny/calibration.yaml").read_text())["plan"]
+    loaded = sidecars(hf_run / "results" / "tiny")
+    filtered = [p["questions"] for p in loaded["filter"].values()]
+    assert calibrated["keep_rates"]["filter"] == round(sum(f.kept for f in filtered) / sum(f.total for f in filtered), 4)
+    generated = sum(p["questions"].total for p in loaded["generate"].values())
+    seconds = sum(p["seconds"] for p in loaded["generate"].values())
+    assert calibrated["samples_per_gpu_hour"]["generate"] == pytest.approx(generated * 3600 / seconds, rel=1e-3)
+    assert set(calibrated["samples_per_gpu_hour"]) == {"generate", "filter", "difficulty_labels", "difficulty",
+                                                        "respond", "reward"}
+    run_snakemake(hf_run, "plan", "--cores", "1", "--forcerun", "plan", "--configfile",
+                  "results/tiny/calibration.yaml", "--config", "results=results/calibrated")
+    plan = json.loads((hf_run / "results/calibrated/plan.json").read_text())
+    generate = next(stage for stage in plan["stages"] if stage["stage"] == "generate")
+    assert generate["gpu_hours"] == round(2_000_000 / calibrated["samples_per_gpu_hour"]["generate"], 1)
+
+
+def test_job_logs_say_where_the_job_ran(hf_run):
+    for log in sorted((hf_run / "results/tiny/logs/generate").glob("*/*.log")):
+        assert re.fullmatch(r"== rule generate on \S+, hub offline, CUDA_VISIBLE_DEVICES=", log.read_text().splitlines()[0])
 
 
 def test_report_renders_with_the_figures_embedded(hf_run):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -36,11 +37,17 @@ class Launch:
         return max(1, torch.cuda.device_count())
 
 
-def _slurm_head_node() -> str:
-    """The first host of this Slurm job: the rendezvous point every node can reach."""
-    hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
-                           check=True, capture_output=True, text=True).stdout.split()
-    return hosts[0]
+def _slurm(*command: str) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _slurm_head_address() -> str:
+    """The address of this Slurm job's first node: the rendezvous point every node can reach.
+    Asked of Slurm, since the jobstep plugin hides SLURM_JOB_NODELIST from the rule."""
+    nodelist = os.environ.get("SLURM_JOB_NODELIST") or _slurm("squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N")
+    head = _slurm("scontrol", "show", "hostnames", nodelist).split()[0]
+    found = re.search(r"\bNodeAddr=(\S+)", _slurm("scontrol", "show", "node", head, "-o"))
+    return found.group(1) if found else head
 
 
 def launch_command(launch: Launch, job: TrainJob, job_file: str | Path) -> list[str]:
@@ -55,7 +62,7 @@ def launch_command(launch: Launch, job: TrainJob, job_file: str | Path) -> list[
         return ["srun", f"--nodes={launch.nodes}", f"--ntasks={launch.nodes}", "--ntasks-per-node=1",
                 sys.executable, "-m", "torch.distributed.run", f"--nnodes={launch.nodes}",
                 f"--nproc_per_node={ranks}", "--rdzv_backend=c10d",
-                f"--rdzv_endpoint={_slurm_head_node()}:{port}", f"--rdzv_id={os.environ['SLURM_JOB_ID']}", *worker]
+                f"--rdzv_endpoint={_slurm_head_address()}:{port}", f"--rdzv_id={os.environ['SLURM_JOB_ID']}", *worker]
     if ranks == 1 and job.deepspeed == "none":
         return [sys.executable, *worker]
     # DeepSpeed without a launcher looks for MPI, so even one rank goes through torchrun.

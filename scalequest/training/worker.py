@@ -2,6 +2,8 @@
 directly or under torchrun). Rank 0 writes training_metrics.json beside the saved model."""
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -29,9 +31,17 @@ def run(job: TrainJob) -> dict:
     raise ValueError(f"unknown training kind '{job.kind}' (qft, dpo or scorer)")
 
 
+def placement() -> str:
+    """Where this rank runs, for the job's log: its rank, the world size and its (Slurm) node."""
+    node = os.environ.get("SLURMD_NODENAME")
+    where = f"Slurm node {node}" if node else f"host {socket.gethostname()}"
+    return f"rank {os.environ.get('RANK', '0')} of {os.environ.get('WORLD_SIZE', '1')} on {where}"
+
+
 def main(argv: list[str]) -> None:
     import torch.distributed as dist
 
+    print(placement(), flush=True)
     job = TrainJob.read(argv[0])
     metrics = run(job)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

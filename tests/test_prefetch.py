@@ -1,0 +1,46 @@
+"""The prefetch: what a run needs from the Hugging Face Hub, a clear error when it cannot be
+fetched, and every job reading the cache offline."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow, free_port, run_snakemake
+from scalequest.config import load_config_files, validate_config
+from scalequest.prefetch import PrefetchError, hub_items, prefetch
+
+
+def test_full_scale_run_needs_four_models_and_seven_datasets():
+    items = hub_items(validate_config(yaml.safe_load((REPO / "config.yaml").read_text())))
+    assert [m["repo"] for m in items["models"]] == [
+        "Qwen/Qwen2-Math-7B-Instruct", "deepseek-ai/deepseek-math-7b-base", "deepseek-ai/deepseek-math-7b-rl",
+        "internlm/internlm2-7b-reward"]
+    assert {m["repo"]: m["trust_remote_code"] for m in items["models"]}["internlm/internlm2-7b-reward"] is True
+    assert {(d["hub"], d["split"]) for d in items["datasets"]} == {
+        ("openai/gsm8k", "train"), ("openai/gsm8k", "test"), ("DigitalLearningGmbH/MATH-lighteval", "train"),
+        ("DigitalLearningGmbH/MATH-lighteval", "test"), ("HuggingFaceH4/MATH-500", "test"),
+        ("qq8933/College_Math_Test", "train"), ("Hothan/OlympiadBench", "train")}
+
+
+def test_tiny_preset_needs_nothing_from_the_hub():
+    items = hub_items(load_config_files(REPO / "config.yaml", REPO / "presets" / "tiny.yaml"))
+    assert items == {"models": [], "datasets": []}
+
+
+def test_unreachable_hub_names_the_model_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(PrefetchError, match=r"(?s)cannot fetch model Qwen/Qwen2-Math-7B-Instruct .*Connection refused.*network access"):
+        prefetch({"models": [{"repo": "Qwen/Qwen2-Math-7B-Instruct", "trust_remote_code": False}], "datasets": []},
+                 tmp_path / "prefetch.json")
+    assert not (tmp_path / "prefetch.json").exists()
+
+
+def test_hub_readers_wait_for_the_prefetch(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    plan = run_snakemake(workdir, "-n", timeout=120).stdout
+    assert "rule prefetch:" in plan
+    blocks = plan.split("\n\n")
+    for rule in ("seed_questions", "generate", "filter", "difficulty_labels", "respond", "reward", "benchmark_ngrams"):
+        block = next(b for b in blocks if f"rule {rule}:" in b)
+        assert "results/prefetch.json" in block.split("input:")[1].split("\n")[0], block
