@@ -2,12 +2,16 @@
 fetched, and every job reading the cache offline."""
 from __future__ import annotations
 
-import pytest
+import os
+import re
+import subprocess
+import sys
+
 import yaml
 
 from conftest import REPO, copy_workflow, free_port, run_snakemake
 from scalequest.config import load_config_files, validate_config
-from scalequest.prefetch import PrefetchError, hub_items, prefetch
+from scalequest.prefetch import OFFLINE_ENV, hub_items
 
 
 def test_full_scale_run_needs_four_models_and_seven_datasets():
@@ -27,12 +31,18 @@ def test_tiny_preset_needs_nothing_from_the_hub():
     assert items == {"models": [], "datasets": []}
 
 
-def test_unreachable_hub_names_the_model_and_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(PrefetchError, match=r"(?s)cannot fetch model Qwen/Qwen2-Math-7B-Instruct .*Connection refused.*network access"):
-        prefetch({"models": [{"repo": "Qwen/Qwen2-Math-7B-Instruct", "trust_remote_code": False}], "datasets": []},
-                 tmp_path / "prefetch.json")
+def test_unreachable_hub_names_the_model_and_what_to_do(tmp_path):
+    """In its own process, as the rule runs it: jobs' environment says offline, the prefetch goes online."""
+    code = ("import sys; from scalequest.prefetch import prefetch; "
+            "prefetch({'models': [{'repo': 'Qwen/Qwen2-Math-7B-Instruct', 'trust_remote_code': False}], "
+            "'datasets': []}, sys.argv[1])")
+    env = {**os.environ, **OFFLINE_ENV, "HF_HOME": str(tmp_path / "hf"),
+           "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "prefetch.json")], env=env, text=True,
+                            capture_output=True, timeout=120)
+    assert result.returncode != 0
+    assert re.search(r"(?s)PrefetchError: cannot fetch model Qwen/Qwen2-Math-7B-Instruct .*Connection refused.*"
+                     r"network access", result.stderr), result.stderr[-3000:]
     assert not (tmp_path / "prefetch.json").exists()
 
 

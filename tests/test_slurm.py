@@ -82,7 +82,7 @@ def test_gpu_rules_get_their_gpu_from_slurm(slurm_synthesis):
 
 def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
     output = slurm_synthesis.output
-    assert output.count("Error in rule best") == 4
+    assert len(re.findall(r"Error in rule best:\n\s+message: SLURM-job '\d+' failed", output)) == 4
     blocks = [block for block in re.split(r"\n(?=rule |localrule )", output) if block.startswith("rule best:")]
     resources = lambda block, mem, minutes: re.search(rf"\bmem_mb={mem}\b", block) and re.search(
         rf"\bruntime={minutes}\b", block)
@@ -95,27 +95,35 @@ def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
 
 
 def test_bad_requests_fail_at_submission_while_the_rest_goes_on(cluster, demo_run, tmp_path):
+    """Two jobs of the same shard, neither downstream of anything that has to run: one asks for
+    more than the cluster has, the other runs (keep-going)."""
     workdir = copy_run(demo_run, tmp_path / "wf")
-    generated = f"{RESULTS}/generate/qwen2-math/00000"
-    checked = f"{RESULTS}/decontaminate/deepseek-math/00000.parquet"
-    targets = [f"{generated}.parquet", checked]
-    cases = [(["--set-resources", "generate:gpu=4"], {},
-              "Batch job submission failed: Requested node configuration is not available"),
-             ([], {"partition": "nope", "cpu_partition": "debug"}, "invalid partition specified: nope")]
-    for args, settings, message in cases:
-        for path in (f"{generated}.parquet", f"{generated}.stats.json", checked):
+    refused, kept = (f"{RESULTS}/{stage}/deepseek-math/00000.parquet" for stage in ("decontaminate", "minhash"))
+    for resource, message in (("gpu=4", "Batch job submission failed: Requested node configuration is not available"),
+                              ("slurm_partition=nope", "invalid partition specified: nope")):
+        for path in (refused, kept):
             (workdir / path).unlink(missing_ok=True)
-        result = run_on_slurm(workdir, cluster, *targets, *args, env=profile_env(**settings), check=False, timeout=300)
+        result = run_on_slurm(workdir, cluster, refused, kept, "--set-resources", f"decontaminate:{resource}",
+                              check=False, timeout=300)
         output = result.stdout + result.stderr
-        assert result.returncode != 0 and "Error in rule generate" in output and message in output, output[-4000:]
-        assert (workdir / checked).is_file(), output[-4000:]  # the CPU job went on (keep-going)
-        assert not (workdir / f"{generated}.parquet").exists()
+        assert result.returncode != 0, output[-4000:]
+        assert "Error in rule decontaminate" in output and message in output, output[-4000:]
+        assert (workdir / kept).is_file() and not (workdir / refused).exists(), output[-4000:]
+
+
+SLURM_COMMANDS = {"sbatch", "srun", "squeue", "sinfo", "sacct", "scancel", "scontrol", "sacctmgr", "salloc"}
 
 
 def test_profile_plans_without_slurm(tmp_path):
-    """A dry run needs no sbatch, sinfo or squeue: only the interpreter's own folder is on PATH."""
+    """A dry run needs no Slurm command: PATH has the system's tools but none of Slurm's."""
     workdir = copy_workflow(tmp_path / "wf")
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for folder in (Path("/usr/bin"), Path("/bin")):
+        for tool in folder.iterdir():
+            if tool.name not in SLURM_COMMANDS and not (tools / tool.name).exists():
+                (tools / tool.name).symlink_to(tool)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{tools}"}
     for profile in (["--profile", "profiles/slurm"], ["--workflow-profile", "slurm"]):
         result = subprocess.run([sys.executable, "-m", "snakemake", *profile, "-n"], cwd=workdir, env=env, text=True,
                                 capture_output=True, timeout=300)

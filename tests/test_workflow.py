@@ -173,7 +173,8 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_dependents(hf_run):
     # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
     assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "sample": 1,
                                        "respond": 1, "reward": 1, "best": 1, "minhash": 1, "decontaminate": 1,
-                                       "lsh_band": 20, "dedup": 1, "release": 1, "all": 1, "total": 32}
+                                       "lsh_band": 20, "dedup": 1, "release": 1, "report_files": 1, "all": 1,
+                                       "total": 33}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
     run_snakemake(hf_run, *LOCAL)

@@ -35,7 +35,7 @@ def train_scorer(job: TrainJob) -> dict[str, Any]:
     questions cut to `max_length`). Rank 0 saves model and tokenizer to `job.output_dir`."""
     from datasets import Dataset
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+                              TrainingArguments, set_seed)
 
     rows = read_labels(job.data)
     train, held_out = split_held_out(rows, job.hyper["eval_fraction"], job.seed)
@@ -45,6 +45,7 @@ def train_scorer(job: TrainJob) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    set_seed(job.seed)  # the new head is initialized here, before the Trainer would seed
     model = AutoModelForSequenceClassification.from_pretrained(
         job.base_model, num_labels=1, problem_type="regression", trust_remote_code=job.trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id
