@@ -239,7 +239,7 @@ TARGET = ["minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate"]  #
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100_000)
-    parser.add_argument("--shard-size", type=int, default=5000)
+    parser.add_argument("--shard-size", type=int, default=10000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="default: a new temporary folder; one holding a set is reused")
     parser.add_argument("--only", help="comma-separated stages to measure again (e.g. lsh_band,dedup)")

@@ -37,7 +37,7 @@ def test_defaults_are_filled():
                               "filter": {"solvability": {"model": "m"}}, "respond": {"model": "m"},
                               "reward": {"model": "m"}})
     assert config["seed"] == 42
-    assert config["generate"]["shard_size"] == 5000
+    assert config["generate"]["shard_size"] == 10000
     assert config["models"]["m"]["trust_remote_code"] is False
 
 

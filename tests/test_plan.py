@@ -16,7 +16,7 @@ def config():
 
 
 DIFFICULTY_ROWS = {"difficulty_labels": (15, 120_000, 6.0), "difficulty_train": (1, 15_000, 2.0),
-                   "difficulty": (400, 1_000_000, 2.8)}  # jobs, samples, GPU-hours
+                   "difficulty": (200, 1_000_000, 2.8)}  # jobs, samples, GPU-hours
 
 
 def test_full_scale_plan_reproduces_the_papers_table(config):
@@ -29,14 +29,14 @@ def test_full_scale_plan_reproduces_the_papers_table(config):
         assert stage["samples"] == PAPER_TABLE[stage["stage"]]["samples"]
         assert stage["gpu_hours"] == pytest.approx(PAPER_TABLE[stage["stage"]]["gpu_hours"], abs=0.1)
         assert stage["usd"] == pytest.approx(PAPER_TABLE[stage["stage"]]["usd"], abs=0.2)
-        assert stage["jobs"] == (400 if stage["stage"] in SYNTHESIS_STAGES else 2)
+        assert stage["jobs"] == (200 if stage["stage"] in SYNTHESIS_STAGES else 2)
     assert [s["stage"] for s in plan["stages"]] == ["qft", "qpo_sample", "qpo_rewrite", "qpo_train",
                                                     "difficulty_labels", "difficulty_train", "generate", "filter",
                                                     "difficulty", "respond", "reward"]
     assert plan["total"]["paper_gpu_hours"] == 522.9 and plan["total"]["paper_usd"] == pytest.approx(680.8, abs=0.2)
     assert plan["total"]["gpu_hours"] == pytest.approx(522.9 + 6.0 + 2.0 + 2.8, abs=0.15)
     assert plan["expected_pairs"] == 1_000_000
-    assert "| difficulty | 400 | 1,000,000 |" in render_plan(plan)
+    assert "| difficulty | 200 | 1,000,000 |" in render_plan(plan)
 
 
 def test_plan_without_difficulty_is_the_papers_table(config):
@@ -60,10 +60,10 @@ def test_plan_follows_the_config(config):
     smaller["respond"]["n"] = 2
     smaller["plan"]["samples_per_gpu_hour"]["respond"] *= 2
     plan = {s["stage"]: s for s in build_plan(smaller)["stages"]}
-    assert plan["generate"]["jobs"] == 40 and plan["generate"]["gpu_hours"] == pytest.approx(3.8, abs=0.1)
+    assert plan["generate"]["jobs"] == 20 and plan["generate"]["gpu_hours"] == pytest.approx(3.8, abs=0.1)
     assert plan["respond"]["samples"] == 200_000
     assert plan["respond"]["gpu_hours"] == pytest.approx(251.0 * 0.04 / 2, abs=0.1)
-    assert "| respond | 40 | 200,000 |" in render_plan(build_plan(smaller))
+    assert "| respond | 20 | 200,000 |" in render_plan(build_plan(smaller))
 
 
 def test_plan_target_writes_and_prints_without_models(tmp_path):
@@ -72,5 +72,47 @@ def test_plan_target_writes_and_prints_without_models(tmp_path):
     result = run_snakemake(workdir, "plan", "--cores", "1", timeout=120)
     assert time.perf_counter() - started < 30
     table = (workdir / "results" / "plan.md").read_text()
-    assert "| reward | 400 | 5,000,000 |" in table
-    assert "| total | 2,024 |" in result.stdout
+    assert "| reward | 200 | 5,000,000 |" in table
+    assert "| total | 1,024 |" in result.stdout
+
+
+def profile_resources(env: dict[str, str] | None = None) -> dict:
+    """profiles/slurm as Snakemake reads it (YTE), with the cluster settings left at their defaults."""
+    import os
+    from unittest import mock
+
+    import yte
+
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SCALEQUEST_SLURM_")}
+    with mock.patch.dict(os.environ, {**clean, **(env or {})}, clear=True), \
+            open(REPO / "profiles" / "slurm" / "config.v8+.yaml") as profile:
+        return yte.process_yaml(profile, require_use_yte=True)
+
+
+def first_attempt_minutes(expression: str) -> float:
+    return eval(expression, {"__builtins__": {}}, {"min": min, "attempt": 1})  # the profile's own expression
+
+
+def test_slurm_profile_asks_for_what_the_plan_assumes(config):
+    """GPUs per job as the plan counts them, and first-attempt time limits with room over the plan's
+    hours per job (model loading is not in the plan's throughput)."""
+    resources = profile_resources()["set-resources"]
+    for stage in build_plan(config)["stages"]:
+        if stage["stage"] == "qpo_rewrite":  # an API optimizer: its time is the endpoint's
+            continue
+        asked = resources[stage["stage"]]
+        gpus = int(asked["gres"].rsplit(":", 1)[1]) if "gres" in asked else asked["gpu"]
+        assert gpus == stage["gpus_per_job"], stage["stage"]
+        assert first_attempt_minutes(asked["runtime"]) >= 1.5 * stage["hours_per_job"] * 60, stage["stage"]
+
+
+def test_slurm_profile_settings_come_from_one_place():
+    default = profile_resources()
+    assert default["default-resources"]["slurm_partition"] == "gpu" and "slurm_account" not in default["default-resources"]
+    custom = profile_resources({"SCALEQUEST_SLURM_PARTITION": "a100", "SCALEQUEST_SLURM_CPU_PARTITION": "cpu",
+                                "SCALEQUEST_SLURM_ACCOUNT": "lab", "SCALEQUEST_SLURM_GPU_MODEL": "a100",
+                                "SCALEQUEST_SLURM_GPUS_PER_NODE": "4"})
+    assert custom["default-resources"]["slurm_partition"] == "cpu" and custom["default-resources"]["slurm_account"] == "lab"
+    assert custom["set-resources"]["generate"]["slurm_partition"] == "a100"
+    assert custom["set-resources"]["generate"]["gpu_model"] == "a100"
+    assert custom["set-resources"]["qft"]["gres"] == "gpu:a100:4"

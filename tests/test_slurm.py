@@ -129,4 +129,4 @@ def test_profile_plans_without_slurm(tmp_path):
                                 capture_output=True, timeout=300)
         assert result.returncode == 0, result.stderr[-4000:]
         counts = job_counts(result.stdout)
-        assert counts["generate"] == 400 and counts["qft"] == 2
+        assert counts["generate"] == 200 and counts["qft"] == 2

@@ -185,8 +185,8 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     workdir = copy_workflow(tmp_path / "full")
     plan = run_snakemake(workdir, "-n", timeout=120)
     counts = job_counts(plan.stdout)
-    shard_stages = {"generate": 400, "filter": 400, "difficulty": 400, "sample": 400, "respond": 400, "reward": 400,
-                    "best": 400, "minhash": 400, "decontaminate": 400}
+    shard_stages = {"generate": 200, "filter": 200, "difficulty": 200, "sample": 200, "respond": 200, "reward": 200,
+                    "best": 200, "minhash": 200, "decontaminate": 200}
     release_stages = {"benchmark_ngrams": 1, "lsh_band": 20, "dedup": 1, "release": 1, "all": 1}
     training = {"check_optimizer": 1, "seed_questions": 1, "qft": 2, "qpo_sample": 2, "qpo_rewrite": 2, "qpo_train": 2,
                 "difficulty_labels": 15, "difficulty_train": 1, "difficulty_gather": 1}
@@ -220,7 +220,7 @@ def test_questions_file_generator_plans_import_jobs(tmp_path):
         f"generators:\n  gsm8k-test: {{questions_file: {SHARED_DATA / 'gsm8k_test.jsonl'}, questions: 1319}}\n")
     plan = run_snakemake(workdir, "-n", "--configfile", "override.yaml", timeout=120)
     counts = job_counts(plan.stdout)
-    assert counts["import_questions"] == 1 and counts["generate"] == 400 and counts["filter"] == 401
+    assert counts["import_questions"] == 1 and counts["generate"] == 200 and counts["filter"] == 201
     (workdir / "missing.yaml").write_text("generators:\n  mine: {questions_file: no/such.jsonl, questions: 5}\n")
     missing = run_snakemake(workdir, "-n", "--configfile", "missing.yaml", check=False, timeout=120)
     assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
