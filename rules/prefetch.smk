@@ -11,5 +11,7 @@ if PREFETCHED:
         priority: 100
         log:
             f"{RESULTS}/logs/prefetch.log",
+        conda:
+            "../envs/cpu.yaml"
         script:
             "../scripts/prefetch.py"
