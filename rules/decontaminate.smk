@@ -1,5 +1,5 @@
 # Release, decontamination: the benchmarks' n-gram index is built once, then every best shard is
-# checked against it in its own job. The release drops what this finds.
+# checked against it (rule screen, rules/screen.smk). The release drops what this finds.
 DECONTAMINATION = config["release"]["decontamination"]
 BENCHMARKS = DECONTAMINATION["benchmarks"] if DECONTAMINATION["enabled"] else {}
 BENCHMARK_DIR = f"{RESULTS}/benchmarks"
@@ -24,21 +24,3 @@ rule benchmark_ngrams:
         "../envs/cpu.yaml"
     script:
         "../scripts/benchmark_ngrams.py"
-
-
-rule decontaminate:
-    input:
-        best=shard_file("best"),
-        benchmark_items=rules.benchmark_ngrams.output.benchmark_items,
-        index=rules.benchmark_ngrams.output.index,
-    output:
-        matches=shard_file("decontaminate"),
-    params:
-        ngram=DECONTAMINATION["ngram"],
-        min_overlap=DECONTAMINATION["min_overlap"],
-    log:
-        log_file("decontaminate"),
-    conda:
-        "../envs/cpu.yaml"
-    script:
-        "../scripts/decontaminate.py"

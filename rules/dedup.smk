@@ -1,6 +1,7 @@
-# Release, exact + near-duplicate detection: one MinHash job per best shard, one join job per LSH
-# band (that band's bucket keys of every shard, nothing else), then one job that keeps the best
-# row of each group of duplicates. The release drops what this finds.
+# Release, exact + near-duplicate detection: MinHash keys per best shard (rule screen,
+# rules/screen.smk), one join job per LSH band (that band's bucket keys of every shard, nothing
+# else), then one job that keeps the best row of each group of duplicates. The release drops what
+# this finds.
 from scalequest.minhash import lsh_rows
 
 NEAR_DUP = config["release"]["near_dup"]
@@ -14,24 +15,6 @@ DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
 
 def band_file(band="{band}"):
     return f"{RESULTS}/dedup/bands/{band}.parquet"
-
-
-rule minhash:
-    input:
-        best=shard_file("best"),
-    output:
-        shard=shard_file("minhash"),
-    params:
-        ngram=NEAR_DUP["ngram"],
-        num_perm=NEAR_DUP["num_perm"],
-        bands=NEAR_DUP["bands"],
-        seed=derive_seed(config["seed"], "minhash", "all", 0),  # one seed: every shard uses the same hash functions
-    log:
-        log_file("minhash"),
-    conda:
-        "../envs/cpu.yaml"
-    script:
-        "../scripts/minhash.py"
 
 
 rule lsh_band:

@@ -1,6 +1,7 @@
 # Stage 4c, difficulty: the solver's fail rates on the seed questions label them; a regression head
 # trained on the labels scores every question that passed the filters; one job turns the keep rule
-# into keep rates over all scores; each shard then applies them with its own seed.
+# into keep rates over all scores; each shard's respond job then applies them with the shard's own
+# seed (stage `sample`, rules/respond.smk).
 from scalequest.difficulty import KeepRuleError, check_keep_rule
 
 DIFFICULTY = config["difficulty"]
@@ -103,22 +104,3 @@ if DIFFICULTY_ON:
             "../envs/cpu.yaml"
         script:
             "../scripts/difficulty_gather.py"
-
-    rule sample:
-        input:
-            scored=shard_file("difficulty"),
-            # ancient: re-gathering after one shard re-ran must not re-draw every shard; a change of
-            # the rule does (params), and the release refuses shards drawn with other rates.
-            keep_rates=ancient(KEEP_RATES),
-        output:
-            shard=shard_file("sample"),
-            stats=stats_file("sample"),
-        params:
-            keep=DIFFICULTY["keep"],
-            seed=shard_seed("sample"),
-        log:
-            log_file("sample"),
-        conda:
-            "../envs/cpu.yaml"
-        script:
-            "../scripts/sample.py"

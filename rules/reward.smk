@@ -1,4 +1,5 @@
-# Stage 5b: reward scores, then 5c: best-of-n.
+# Stage 5b: reward scores, then 5c: the best-of-n pair per question, in the same job (a job of its
+# own would only reload the scores for a selection that takes a second).
 
 
 rule reward:
@@ -8,6 +9,8 @@ rule reward:
     output:
         shard=shard_file("reward"),
         stats=stats_file("reward"),
+        best=shard_file("best"),
+        best_stats=stats_file("best"),
     params:
         model=model_params(config["reward"]["model"]),
         seed=shard_seed("reward"),
@@ -17,17 +20,3 @@ rule reward:
         "../envs/vllm.yaml"
     script:
         "../scripts/reward.py"
-
-
-rule best:
-    input:
-        scored=shard_file("reward"),
-    output:
-        shard=shard_file("best"),
-        stats=stats_file("best"),
-    log:
-        log_file("best"),
-    conda:
-        "../envs/cpu.yaml"
-    script:
-        "../scripts/best.py"

@@ -146,7 +146,7 @@ def test_release_refuses_samples_drawn_with_other_rates(tmp_path):
     sidecars = {("g", "00000"): read_stats(stats_path(out))}
     check_sampled_with(sidecars, rates_path)
     gather_scores(difficulty_paths=paths, keep=keep("min_score", min_score=0.5), out=rates_path)
-    with pytest.raises(StatsError, match=r"1 sample shard\(s\) were drawn with older keep rates.*g/00000.*--forcerun sample"):
+    with pytest.raises(StatsError, match=r"1 sample shard\(s\) were drawn with older keep rates.*g/00000.*--forcerun respond"):
         check_sampled_with(sidecars, rates_path)
 
 

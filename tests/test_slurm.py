@@ -35,13 +35,13 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slurm_synthesis(cluster, demo_run, tmp_path_factory):
-    """The synthesis stages on Slurm, every `best` job failing once (injected). The first controller
+    """The synthesis stages on Slurm, every `screen` job failing once (injected). The first controller
     is killed (SIGKILL) as soon as it reports a generate job finished; a second one, started after
     `--unlock`, finishes the run."""
     workdir = copy_run(demo_run, tmp_path_factory.mktemp("slurm-synthesis") / "wf")
     for stage in SYNTHESIS_OUTPUTS:
         shutil.rmtree(workdir / RESULTS / stage, ignore_errors=True)
-    env = {**profile_env(), FAIL_ONCE_ENV: "best"}
+    env = {**profile_env(), FAIL_ONCE_ENV: "screen"}
     log = workdir / "first-controller.log"
     with log.open("w") as out:
         first = subprocess.Popen(slurm_command(cluster, timeout=900), cwd=workdir, env=env, stdout=out,
@@ -82,32 +82,32 @@ def test_gpu_rules_get_their_gpu_from_slurm(slurm_synthesis):
 
 def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
     output = slurm_synthesis.output
-    assert len(re.findall(r"Error in rule best:\n\s+message: SLURM-job '\d+' failed", output)) == 4
-    blocks = [block for block in re.split(r"\n(?=rule |localrule )", output) if block.startswith("rule best:")]
+    assert len(re.findall(r"Error in rule screen:\n\s+message: SLURM-job '\d+' failed", output)) == 4
+    blocks = [block for block in re.split(r"\n(?=rule |localrule )", output) if block.startswith("rule screen:")]
     resources = lambda block, mem, minutes: re.search(rf"\bmem_mb={mem}\b", block) and re.search(
         rf"\bruntime={minutes}\b", block)
     first_tries = [block for block in blocks if resources(block, 1000, 60)]
     retries = [block for block in blocks if resources(block, 2000, 120)]
     assert len(first_tries) == 4 and len(retries) == 4, blocks
-    for log in sorted((slurm_synthesis.workdir / RESULTS / "logs" / "best").glob("*/*.log")):
+    for log in sorted((slurm_synthesis.workdir / RESULTS / "logs" / "screen").glob("*/*.log")):
         text = log.read_text()
-        assert "failure injected by SCALEQUEST_FAIL_ONCE=best" in text and text.count("== rule best on") == 2
+        assert "failure injected by SCALEQUEST_FAIL_ONCE=screen" in text and text.count("== rule screen on") == 2
 
 
 def test_bad_requests_fail_at_submission_while_the_rest_goes_on(cluster, demo_run, tmp_path):
-    """Two jobs of the same shard, neither downstream of anything that has to run: one asks for
-    more than the cluster has, the other runs (keep-going)."""
+    """Two CPU jobs whose re-run triggers nothing else (the keep rates are read as ancient): one
+    asks for more than the cluster has, the other runs (keep-going)."""
     workdir = copy_run(demo_run, tmp_path / "wf")
-    refused, kept = (f"{RESULTS}/{stage}/deepseek-math/00000.parquet" for stage in ("decontaminate", "minhash"))
+    refused, kept = f"{RESULTS}/minhash/deepseek-math/00000.parquet", f"{RESULTS}/difficulty/keep_rates.json"
     for resource, message in (("gpu=4", "Batch job submission failed: Requested node configuration is not available"),
                               ("slurm_partition=nope", "invalid partition specified: nope")):
         for path in (refused, kept):
             (workdir / path).unlink(missing_ok=True)
-        result = run_on_slurm(workdir, cluster, refused, kept, "--set-resources", f"decontaminate:{resource}",
+        result = run_on_slurm(workdir, cluster, refused, kept, "--set-resources", f"screen:{resource}",
                               check=False, timeout=300)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output[-4000:]
-        assert "Error in rule decontaminate" in output and message in output, output[-4000:]
+        assert "Error in rule screen" in output and message in output, output[-4000:]
         assert (workdir / kept).is_file() and not (workdir / refused).exists(), output[-4000:]
 
 

@@ -9,7 +9,7 @@ from slurm_cluster import SlurmCluster
 from slurm_runs import copy_run, profile_env, run_on_slurm
 
 pytestmark = pytest.mark.slurm
-CHECKED = "results/tiny/decontaminate/deepseek-math/00000.parquet"
+CHECKED = "results/tiny/minhash/deepseek-math/00000.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_a_wrong_account_is_refused_with_the_valid_ones(accounting, demo_run, tm
     wrong = run_on_slurm(workdir, accounting, CHECKED, env=profile_env(account="no-such-account"), check=False,
                          timeout=300)
     output = wrong.stdout + wrong.stderr
-    assert wrong.returncode != 0 and "Error in rule decontaminate" in output
+    assert wrong.returncode != 0 and "Error in rule screen" in output
     assert "The given account no-such-account appears to be invalid. Available accounts:" in output
     assert accounting.account in output.split("Available accounts:")[1]
     assert not (workdir / CHECKED).exists()

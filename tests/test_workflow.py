@@ -171,10 +171,9 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_dependents(hf_run):
     (hf_run / "results/tiny/filter/qwen2-math/00001.parquet").unlink()
     plan = run_snakemake(hf_run, *LOCAL, "-n")
     # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
-    assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "sample": 1,
-                                       "respond": 1, "reward": 1, "best": 1, "minhash": 1, "decontaminate": 1,
-                                       "lsh_band": 20, "dedup": 1, "release": 1, "report_files": 1, "all": 1,
-                                       "total": 33}
+    assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "respond": 1,
+                                       "reward": 1, "screen": 1, "lsh_band": 20, "dedup": 1, "release": 1,
+                                       "report_files": 1, "all": 1, "total": 30}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
     run_snakemake(hf_run, *LOCAL)
@@ -185,8 +184,8 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     workdir = copy_workflow(tmp_path / "full")
     plan = run_snakemake(workdir, "-n", timeout=120)
     counts = job_counts(plan.stdout)
-    shard_stages = {"generate": 200, "filter": 200, "difficulty": 200, "sample": 200, "respond": 200, "reward": 200,
-                    "best": 200, "minhash": 200, "decontaminate": 200}
+    # sample runs in the respond job, best in the reward job, minhash and decontaminate in the screen job
+    shard_stages = {"generate": 200, "filter": 200, "difficulty": 200, "respond": 200, "reward": 200, "screen": 200}
     release_stages = {"benchmark_ngrams": 1, "lsh_band": 20, "dedup": 1, "release": 1, "all": 1}
     training = {"check_optimizer": 1, "seed_questions": 1, "qft": 2, "qpo_sample": 2, "qpo_rewrite": 2, "qpo_train": 2,
                 "difficulty_labels": 15, "difficulty_train": 1, "difficulty_gather": 1}

@@ -140,8 +140,8 @@ def check_sampled_with(sample_stats: Mapping[tuple[str, str], Mapping[str, Any]]
                    if payload.get("inputs", {}).get("keep_rates") != current)
     if stale:
         raise StatsError(f"{len(stale)} sample shard(s) were drawn with older keep rates than {keep_rates_path} "
-                         f"(the difficulty scores changed since): {', '.join(stale[:10])}. Re-draw them with "
-                         "`snakemake --forcerun sample` (every shard's sample follows the new rates).")
+                         f"(the difficulty scores changed since): {', '.join(stale[:10])}. Draw every shard again with the new "
+                         "rates: `snakemake --forcerun respond` (sampling runs in the respond jobs).")
 
 
 def sample_shard(*, generator: str, shard: str, difficulty_path: str | Path, keep_rates_path: str | Path,

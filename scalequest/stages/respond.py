@@ -47,3 +47,17 @@ def respond_shard(*, generator: str, shard: str, questions_path: str | Path, mod
             stats.questions.keep()
             kept.append({**row, "responses": answers, "response_model": model.describe(), "response_seed": seed})
     return write_stage_outputs(kept, RESPONSES, out, stats)
+
+
+def respond_job(*, generator: str, shard: str, questions_path: str | Path | None, sample: Mapping[str, Any] | None,
+                model: ModelSpec, n: int, sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
+    """One respond job: with `sample` (difficulty sampling on: the keywords of
+    stages.difficulty.sample_shard but the shard's ids), first draw the shard's questions from its
+    scored ones and write the sample shard; then answer them."""
+    if sample is not None:
+        from .difficulty import sample_shard
+
+        sample_shard(generator=generator, shard=shard, **sample)
+        questions_path = sample["out"]
+    return respond_shard(generator=generator, shard=shard, questions_path=questions_path, model=model, n=n,
+                         sampling=sampling, seed=seed, out=out)
