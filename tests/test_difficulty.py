@@ -7,7 +7,6 @@ import os
 import random
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from scalequest.difficulty import KeepRates, KeepRuleError, check_keep_rule, histogram, keep_rates

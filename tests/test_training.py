@@ -16,7 +16,7 @@ from scalequest.prompts import PROMPT_STYLES, REWRITE_PROMPTS
 from scalequest.records import PAIRS, to_table, write_shard
 from scalequest.rewrite import extract_rewrite
 from scalequest.stages.qpo import TooFewPairsError, check_enough_pairs, rewrite_drop_reason
-from scalequest.stats import Funnel, ShardStats, stats_path, write_stats
+from scalequest.stats import ShardStats, stats_path, write_stats
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, TrainingError, launch_command, train
 from scalequest.seeds import collect_seed_questions, read_seeds
