@@ -83,12 +83,14 @@ def test_gpu_rules_get_their_gpu_from_slurm(slurm_synthesis):
 def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
     output = slurm_synthesis.output
     assert len(re.findall(r"Error in rule screen:\n\s+message: SLURM-job '\d+' failed", output)) == 4
-    blocks = [block for block in re.split(r"\n(?=rule |localrule )", output) if block.startswith("rule screen:")]
-    resources = lambda block, mem, minutes: re.search(rf"\bmem_mb={mem}\b", block) and re.search(
-        rf"\bruntime={minutes}\b", block)
-    first_tries = [block for block in blocks if resources(block, 1000, 60)]
-    retries = [block for block in blocks if resources(block, 2000, 120)]
-    assert len(first_tries) == 4 and len(retries) == 4, blocks
+    attempts = set()  # (shard, mem_mb, runtime) of each submission; failed jobs' logs repeat their block
+    for block in re.split(r"\n(?=rule |localrule )", output):
+        if block.startswith("rule screen:"):
+            found = [re.search(pattern, block) for pattern in (r"wildcards: (.+)", r"\bmem_mb=(\d+)", r"\bruntime=(\d+)")]
+            attempts.add(tuple(match.group(1) for match in found))
+    shards = {shard for shard, _, _ in attempts}
+    assert len(shards) == 4 and attempts == {(shard, *asked) for shard in shards
+                                             for asked in (("1000", "60"), ("2000", "120"))}, attempts
     for log in sorted((slurm_synthesis.workdir / RESULTS / "logs" / "screen").glob("*/*.log")):
         text = log.read_text()
         assert "failure injected by SCALEQUEST_FAIL_ONCE=screen" in text and text.count("== rule screen on") == 2
