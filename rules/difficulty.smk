@@ -15,6 +15,10 @@ def label_file(part="{part}"):
     return f"{DIFFICULTY_DIR}/labels/{part}.parquet"
 
 
+def label_stats_file(part="{part}"):
+    return f"{DIFFICULTY_DIR}/labels/{part}.stats.json"
+
+
 def scorer_params():
     """The trained scorer as a model entry; it reads questions cut as in training."""
     return trained_params(DIFFICULTY["scorer"]["model"], SCORER_DIR, "difficulty-scorer", "difficulty scorer",
@@ -33,7 +37,7 @@ if DIFFICULTY_ON:
             model=model_inputs(DIFFICULTY["labels"]["solver"]),
         output:
             shard=label_file(),
-            stats=label_file().removesuffix(".parquet") + ".stats.json",
+            stats=label_stats_file(),
         wildcard_constraints:
             part=SHARD_PATTERN,
         params:

@@ -17,8 +17,7 @@ rule plan:
 def calibration_inputs(wildcards):
     stats = {f"{stage}_stats": all_stats_files(stage) for stage in STAGES}
     if DIFFICULTY_ON:
-        stats["difficulty_labels_stats"] = [label_file(part).removesuffix(".parquet") + ".stats.json"
-                                            for part in LABEL_PARTS]
+        stats["difficulty_labels_stats"] = [label_stats_file(part) for part in LABEL_PARTS]
     return stats
 
 

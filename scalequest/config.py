@@ -80,7 +80,8 @@ def uses_training(config: Mapping[str, Any], kind: str) -> bool:
     return any(g.get("training") in kinds for g in config["generators"].values())
 
 
-def _all_model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def all_model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """model_references, and the QPO optimizer when a generator is trained with QPO."""
     yield from model_references(config)
     if uses_training(config, "qpo"):
         yield "qpo.optimizer.model", config["qpo"]["optimizer"]["model"]
@@ -88,7 +89,7 @@ def _all_model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]
 
 def _check_model_references(config: Mapping[str, Any]) -> None:
     known = config["models"]
-    for where, key in _all_model_references(config):
+    for where, key in all_model_references(config):
         if key not in known:
             raise ConfigError(
                 f"invalid config at '{where}': unknown model key '{key}' "

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .atomic import write_json_atomic
-from .config import model_references, uses_training
+from .config import all_model_references, uses_training
 
 # Set for every job: models and datasets come from the cache the prefetch filled.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -24,9 +24,7 @@ def is_hub_model(entry: Mapping[str, Any]) -> bool:
 
 def hub_items(config: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The hub models (by repository id) and datasets (hub, subset, split) the run needs."""
-    keys = {key for _, key in model_references(config)}
-    if uses_training(config, "qpo") and config["qpo"]["optimizer"]["model"] in config["models"]:
-        keys.add(config["qpo"]["optimizer"]["model"])
+    keys = {key for _, key in all_model_references(config)}
     models = sorted({config["models"][key]["path"]: config["models"][key].get("trust_remote_code", False)
                      for key in keys if key in config["models"] and is_hub_model(config["models"][key])}.items())
     sources = list(config["seeds"]["sources"]) if uses_training(config, "qft") or config["difficulty"]["enabled"] else []
