@@ -28,6 +28,7 @@ $(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt envs/slur
 demo: install
 	$(RUN) $(BIN)/snakemake --profile profiles/local
 	$(RUN) $(BIN)/snakemake --profile profiles/local --report results/tiny/report.html
+	@echo "Report:  results/tiny/report.html"
 
 demo-vllm: install
 	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny.yaml presets/tiny-vllm.yaml

@@ -4,6 +4,8 @@
 #   snakemake plan --cores 1               its cost: GPU-hours and dollars per stage (results/plan.md)
 from snakemake.utils import min_version
 
+from scalequest.gpu_jobs import undeclared_gpu_rules
+
 min_version("9.0")
 
 
@@ -40,6 +42,13 @@ rule all:
         rules.release.output,
         rules.report_files.output,
         [all_shard_files(stage) for stage in STAGES],
+
+
+# A rule that runs in a GPU environment but is not declared in scalequest/gpu_jobs.py would get no GPU.
+_undeclared = undeclared_gpu_rules({rule.name: rule.conda_env for rule in workflow.rules})
+if _undeclared:
+    raise WorkflowError(f"rules {', '.join(_undeclared)} run in a GPU environment but are not declared in "
+                        "scalequest/gpu_jobs.py (ENGINE_RULES or TRAINING_RULES): their jobs would get no GPU")
 
 
 onsuccess:

@@ -5,6 +5,7 @@ import re
 
 from scalequest.config import ConfigError, validate_config
 from scalequest.funnel import shard_stages
+from scalequest.gpu_jobs import job_gpus
 from scalequest.prefetch import OFFLINE_ENV, hub_items, is_hub_model
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
@@ -64,6 +65,18 @@ def all_shard_files(stage):
 
 def all_stats_files(stage):
     return [stats_file(stage, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+
+
+def engine_resources(rule):
+    """A job's GPUs, from the settings of the models it loads (scalequest/gpu_jobs.py): the Slurm
+    request and the plan follow a model's tensor_parallel_size."""
+    return {"gpu": lambda wildcards: job_gpus(config, rule, getattr(wildcards, "gen", None))}
+
+
+def loads_no_model(rule):
+    """Whether no job of an engine rule loads a model in this run (a filter without the solvability
+    judge, QPO rewrites through an API): it then runs on the submitting node, which has the network."""
+    return job_gpus(config, rule) == 0
 
 
 def shard_seed(stage):

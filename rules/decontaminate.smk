@@ -1,7 +1,10 @@
 # Release, decontamination: the benchmarks' n-gram index is built once, then every best shard is
 # checked against it (rule screen, rules/screen.smk). The release drops what this finds.
+from scalequest.decontam import benchmarks_in_use
+
 DECONTAMINATION = config["release"]["decontamination"]
-BENCHMARKS = DECONTAMINATION["benchmarks"] if DECONTAMINATION["enabled"] else {}
+# Benchmarks marked optional whose file is not there are left out, and the card says so.
+BENCHMARKS, ABSENT_BENCHMARKS = benchmarks_in_use(DECONTAMINATION["benchmarks"]) if DECONTAMINATION["enabled"] else ({}, {})
 BENCHMARK_DIR = f"{RESULTS}/benchmarks"
 BENCHMARK_SUMMARY = f"{BENCHMARK_DIR}/benchmarks.json"
 

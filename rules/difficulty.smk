@@ -47,6 +47,8 @@ if DIFFICULTY_ON:
             first=lambda w: int(w.part) * DIFFICULTY["labels"]["shard_size"],
             questions=DIFFICULTY["labels"]["shard_size"],
             seed=lambda w: derive_seed(config["seed"], "difficulty_labels", "seeds", w.part),
+        resources:
+            **engine_resources("difficulty_labels"),
         log:
             f"{RESULTS}/logs/difficulty_labels/{{part}}.log",
         conda:
@@ -88,6 +90,8 @@ if DIFFICULTY_ON:
         params:
             scorer=scorer_params(),
             seed=shard_seed("difficulty"),
+        resources:
+            **engine_resources("difficulty"),
         log:
             log_file("difficulty"),
         conda:

@@ -14,6 +14,9 @@ rule filter:
         judge=model_params(SOLVABILITY["model"]) if SOLVABILITY["enabled"] else None,
         sampling=SOLVABILITY["sampling"],
         seed=shard_seed("filter"),
+    resources:
+        **engine_resources("filter"),
+    localrule: loads_no_model("filter")
     log:
         log_file("filter"),
     conda:

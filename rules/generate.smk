@@ -27,6 +27,8 @@ if MODEL_GENERATORS:
             questions=lambda w: generation_slice(w).size,
             sampling=config["generate"]["sampling"],
             seed=shard_seed("generate"),
+        resources:
+            **engine_resources("generate"),
         log:
             log_file("generate"),
         conda:

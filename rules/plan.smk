@@ -27,7 +27,6 @@ rule calibrate:
     output:
         f"{RESULTS}/calibration.yaml",
     params:
-        gpus_per_job=config["plan"]["gpus_per_job"],
         source=RESULTS,
     localrule: True
     script:

@@ -46,6 +46,8 @@ if TRAINED_GENERATORS["qpo"]:
             questions=config["qpo"]["samples"],
             sampling=config["qpo"]["sampling"],
             seed=lambda w: derive_seed(config["seed"], "qpo_sample", w.gen, 0),
+        resources:
+            **engine_resources("qpo_sample"),
         log:
             f"{RESULTS}/logs/qpo_sample/{{gen}}.log",
         conda:
@@ -69,6 +71,9 @@ if TRAINED_GENERATORS["qpo"]:
             # Answers outlive a failed or re-run job: a restart never pays for a request twice.
             cache_dir=f"{RESULTS}/cache/optimizer",
             seed=lambda w: derive_seed(config["seed"], "qpo_rewrite", w.gen, 0),
+        resources:
+            **engine_resources("qpo_rewrite"),
+        localrule: loads_no_model("qpo_rewrite")
         log:
             f"{RESULTS}/logs/qpo_rewrite/{{gen}}.log",
         conda:

@@ -34,6 +34,7 @@ rule release:
     params:
         seed=derive_seed(config["seed"], "release", "all", 0),
         stages=STAGES,
+        absent_benchmarks=ABSENT_BENCHMARKS,
         rows_per_file=config["release"]["rows_per_file"],
         name=config["release"]["name"],
         settings=release_settings(),

@@ -32,6 +32,8 @@ rule respond:
         seed=shard_seed("respond"),
         keep=DIFFICULTY["keep"] if DIFFICULTY_ON else None,
         sample_seed=shard_seed("sample") if DIFFICULTY_ON else None,
+    resources:
+        **engine_resources("respond"),
     log:
         log_file("respond"),
     conda:

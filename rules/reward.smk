@@ -14,6 +14,8 @@ rule reward:
     params:
         model=model_params(config["reward"]["model"]),
         seed=shard_seed("reward"),
+    resources:
+        **engine_resources("reward"),
     log:
         log_file("reward"),
     conda:

@@ -10,7 +10,7 @@ import yaml
 from .atomic import write_text_atomic
 from .stats import read_stats
 
-# The plan's samples per stage, as the sidecars count them: (funnel, what is counted).
+# The plan's samples per engine stage (scalequest/gpu_jobs.py), as the sidecars count them: (funnel, what is counted).
 MEASURED_SAMPLES = {
     "generate": ("questions", "prompts sampled"),
     "filter": ("questions", "questions in"),
@@ -41,15 +41,16 @@ def measure(stats_paths: Mapping[str, Sequence[str]]) -> dict[str, dict[str, dic
     return sums
 
 
-def calibration(stats_paths: Mapping[str, Sequence[str]], gpus_per_job: int) -> dict[str, Any]:
+def calibration(stats_paths: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """The `plan` figures measured from the sidecars; stages the run did not have are left out
-    (the config's figures stand for them). Seconds are whole-job seconds, model loading included."""
+    (the config's figures stand for them). Throughput is per job, on whatever GPUs its model took
+    (the plan charges those GPUs), from whole-job seconds, model loading included."""
     sums = measure(stats_paths)
-    plan: dict[str, dict[str, float]] = {"samples_per_gpu_hour": {}, "keep_rates": {}, "mean_tokens": {}}
+    plan: dict[str, dict[str, float]] = {"samples_per_job_hour": {}, "keep_rates": {}, "mean_tokens": {}}
     for stage, (unit, _) in MEASURED_SAMPLES.items():
         measured = sums.get(stage, {}).get(unit)
         if measured and measured["seconds"] > 0 and measured["in"]:
-            plan["samples_per_gpu_hour"][stage] = round(measured["in"] * 3600 / (measured["seconds"] * gpus_per_job), 1)
+            plan["samples_per_job_hour"][stage] = round(measured["in"] * 3600 / measured["seconds"], 1)
     for stage, unit in MEASURED_KEEP_RATES.items():
         measured = sums.get(stage, {}).get(unit)
         if measured and measured["in"]:

@@ -43,8 +43,11 @@ def _funnel_table(funnel: Mapping[str, Any]) -> str:
 
 def _decontamination_table(decontamination: Mapping[str, Any]) -> str:
     benchmarks = decontamination["benchmarks"]
+    absent = decontamination["absent"]
+    absent = ("\n\nNot checked (optional, their file was not there): "
+              + ", ".join(f"{name} (`{path}`)" for name, path in absent.items()) + ".") if absent else ""
     if not benchmarks:
-        return "No benchmarks were configured: the questions were not checked for contamination."
+        return "No benchmarks were configured: the questions were not checked for contamination." + absent
     lines = [f"Questions sharing {decontamination['ngram']}-grams of normalized text with a benchmark test item "
              "(see `release.decontamination` in the settings) were dropped; every one is listed, with the "
              "benchmark items it matches, in `contamination.jsonl`. *Matched* counts the questions before "
@@ -52,7 +55,7 @@ def _decontamination_table(decontamination: Mapping[str, Any]) -> str:
              "| benchmark | source | items | matched | dropped |", "|---|---|---|---|---|"]
     for name, counts in benchmarks.items():
         lines.append(f"| {name} | {counts['source']} | {counts['items']} | {counts['matched']} | {counts['dropped']} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + absent
 
 
 def _distributions_table(distributions: Mapping[str, Mapping[str, Any]]) -> str:

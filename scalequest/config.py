@@ -9,6 +9,8 @@ from typing import Any, Iterator, Mapping
 import jsonschema
 import yaml
 
+from .gpu_jobs import GpuConfigError, check_model_gpus
+
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
@@ -57,6 +59,10 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     _check_model_references(filled)
     _check_api_models(filled)
     _check_builds_unique(filled)
+    try:
+        check_model_gpus(filled)
+    except GpuConfigError as error:
+        raise ConfigError(str(error)) from None
     return filled
 
 

@@ -8,6 +8,7 @@ question equal to it after normalization.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -21,6 +22,20 @@ from .sources import SourceError, load_source
 
 class BenchmarkError(ValueError):
     """A configured benchmark cannot be read; the message names the config key and the file or hub id."""
+
+
+def benchmarks_in_use(benchmarks: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict], dict[str, str]]:
+    """(used, absent): the configured benchmarks with environment variables in each `path` expanded,
+    and the `optional` ones whose file does not exist, by name with their path. A missing file of a
+    benchmark that is not optional stays in `used`, so that the run stops on it naming the path."""
+    used, absent = {}, {}
+    for name, entry in benchmarks.items():
+        entry = {**entry, "path": os.path.expandvars(entry["path"])} if entry.get("path") else dict(entry)
+        if entry.get("optional") and entry.get("path") and not entry.get("build") and not os.path.exists(entry["path"]):
+            absent[name] = entry["path"]
+        else:
+            used[name] = entry
+    return used, absent
 
 
 def load_benchmark(name: str, entry: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ class ModelSpec:
     max_model_len: int = 4096
     trust_remote_code: bool = False
     batch_size: int = 16
+    gpus: int = 1  # hf: more than 1 spreads the layers over the visible GPUs
     vllm_args: Mapping[str, Any] = field(default_factory=dict)
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -40,6 +41,7 @@ class ModelSpec:
             # Off unless this model's entry turns it on: remote code runs with the job's rights.
             trust_remote_code=bool(entry.get("trust_remote_code", False)),
             batch_size=entry.get("batch_size", 16),
+            gpus=entry.get("gpus") or 1,
             vllm_args=dict(entry.get("vllm_args") or {}),
             base_url=entry.get("base_url"),
             api_key_env=entry.get("api_key_env", "OPENAI_API_KEY"),

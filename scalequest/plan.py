@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .gpu_jobs import job_gpus
 from .shards import shard_count
 
 # The paper's Table 3 (GPU-hours and dollars on the authors' GPUs): QFT of two models on 15K seed
@@ -25,41 +26,55 @@ PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_trai
 SYNTHESIS_STAGES = ("generate", "filter", "difficulty", "respond", "reward")
 
 
-TRAINING_STAGES = ("qft", "qpo_train", "difficulty_train")
-
-
-def _stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any], *, api: bool = False) -> dict[str, Any]:
-    """One row: GPU-hours from the stage's throughput (or API dollars per request), and the wall
-    hours of one job on the GPUs it asks for."""
-    gpus = plan_config["gpus_per_training_job"] if stage in TRAINING_STAGES else plan_config["gpus_per_job"]
-    if api:
-        gpu_hours, usd = 0.0, samples * plan_config["api_usd_per_request"]
-    else:
-        gpu_hours = samples / plan_config["samples_per_gpu_hour"][stage]
-        usd = gpu_hours * plan_config["gpu_hour_usd"]
+def _row(stage: str, jobs: int, samples: int, gpus: int, gpu_hours: float, job_hours: float,
+         plan_config: Mapping[str, Any], usd: float | None = None) -> dict[str, Any]:
+    """One row of the plan; the dollars are the GPU-hours' unless given (API requests)."""
+    usd = gpu_hours * plan_config["gpu_hour_usd"] if usd is None else usd
     return {"stage": stage, "jobs": jobs, "samples": samples, "tokens": samples * plan_config["mean_tokens"][stage],
             "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "gpus_per_job": gpus,
-            "hours_per_job": round(gpu_hours / (jobs * gpus), 2) if jobs else 0.0, "paper": PAPER_TABLE.get(stage),
-            "paper_note": PAPER_NOTES.get(stage)}
+            "hours_per_job": round(job_hours, 2), "paper": PAPER_TABLE.get(stage), "paper_note": PAPER_NOTES.get(stage)}
+
+
+def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A training stage: data parallel over the job's GPUs, at a throughput per GPU."""
+    gpus = plan_config["gpus_per_training_job"]
+    gpu_hours = samples / plan_config["samples_per_gpu_hour"][stage]
+    return _row(stage, jobs, samples, gpus, gpu_hours, gpu_hours / (jobs * gpus), plan_config)
+
+
+def _engine_stage(stage: str, jobs: int, parts: list[tuple[int, int]], plan_config: Mapping[str, Any], *,
+                  api: bool = False) -> dict[str, Any]:
+    """An engine stage at a throughput per job, from (samples, GPUs per job) of each part with its own
+    models (a generator's); an API optimizer costs dollars per request instead of GPUs."""
+    samples = sum(part for part, _ in parts)
+    if api:
+        return _row(stage, jobs, samples, 0, 0.0, 0.0, plan_config, usd=samples * plan_config["api_usd_per_request"])
+    throughput = plan_config["samples_per_job_hour"][stage]
+    gpu_hours = sum(part * gpus for part, gpus in parts) / throughput
+    return _row(stage, jobs, samples, max((gpus for _, gpus in parts), default=0), gpu_hours,
+                samples / (jobs * throughput) if jobs else 0.0, plan_config)
 
 
 def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """QFT and QPO rows for the generators that train (none when every generator has training: none)."""
     plan_config = config["plan"]
-    trained = [g for g in config["generators"].values() if g.get("training") in ("qft", "qpo")]
-    optimized = [g for g in trained if g["training"] == "qpo"]
+    trained = {name: g for name, g in config["generators"].items() if g.get("training") in ("qft", "qpo")}
+    optimized = {name: g for name, g in trained.items() if g["training"] == "qpo"}
     rows = []
     if trained:
         seeds = config["seeds"]["max_questions"] * config["qft"]["hyper"]["epochs"]
-        rows.append(_stage("qft", len(trained), round(seeds * len(trained)), plan_config))
+        rows.append(_training_stage("qft", len(trained), round(seeds * len(trained)), plan_config))
     if optimized:
         samples = config["qpo"]["samples"] * len(optimized)
         requests = samples * len(config["qpo"]["optimizer"]["prompts"])
         api = config["models"][config["qpo"]["optimizer"]["model"]]["engine"] == "openai"
         pairs = round(samples * plan_config["keep_rates"]["qpo_rewrite"] * config["qpo"]["hyper"]["epochs"])
-        rows += [_stage("qpo_sample", len(optimized), samples, plan_config),
-                 _stage("qpo_rewrite", len(optimized), requests, plan_config, api=api),
-                 _stage("qpo_train", len(optimized), pairs, plan_config)]
+        rows += [_engine_stage("qpo_sample", len(optimized),
+                               [(config["qpo"]["samples"], job_gpus(config, "qpo_sample", name)) for name in sorted(optimized)],
+                               plan_config),
+                 _engine_stage("qpo_rewrite", len(optimized), [(requests, job_gpus(config, "qpo_rewrite"))], plan_config,
+                               api=api),
+                 _training_stage("qpo_train", len(optimized), pairs, plan_config)]
     return rows
 
 
@@ -68,8 +83,9 @@ def _difficulty_training_stages(config: Mapping[str, Any]) -> list[dict[str, Any
     difficulty, plan_config = config["difficulty"], config["plan"]
     seeds = config["seeds"]["max_questions"]
     label_jobs = shard_count(seeds, difficulty["labels"]["shard_size"])
-    return [_stage("difficulty_labels", label_jobs, seeds * difficulty["labels"]["k"], plan_config),
-            _stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
+    labels = seeds * difficulty["labels"]["k"]
+    return [_engine_stage("difficulty_labels", label_jobs, [(labels, job_gpus(config, "difficulty_labels"))], plan_config),
+            _training_stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
 
 
 def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,8 +107,11 @@ def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     generate_jobs = sum(shard_count(g["questions"], shard_size) for g in model_generators)
     synthesis = [stage for stage in SYNTHESIS_STAGES if difficulty_on or stage != "difficulty"]
+    parts = {stage: [(samples[stage], job_gpus(config, stage))] for stage in synthesis}
+    parts["generate"] = [(g["questions"], job_gpus(config, "generate", name))  # each generator's own model
+                         for name, g in sorted(config["generators"].items()) if "model" in g]
     stages = _training_stages(config) + (_difficulty_training_stages(config) if difficulty_on else []) + [
-        _stage(stage, generate_jobs if stage == "generate" else shards, samples[stage], plan_config)
+        _engine_stage(stage, generate_jobs if stage == "generate" else shards, parts[stage], plan_config)
         for stage in synthesis
     ]
     total_hours = sum(s["gpu_hours"] for s in stages)
@@ -123,8 +142,10 @@ def render_plan(plan: Mapping[str, Any]) -> str:
     lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | {t['paper_gpu_hours']} "
                  f"| {t['paper_usd']} |")
     lines += ["", "Throughput, keep rates, mean tokens, GPUs per job and prices come from the config's `plan` "
-              "section (defaults: the paper's Table 3; `snakemake calibrate` measures them from a run). h/job is "
-              "one job's wall time on its GPUs, model loading not included: keep the profile's runtime above it. "
+              "section (defaults: the paper's Table 3; `snakemake calibrate` measures them from a run); a job's GPUs "
+              "come from its model (tensor_parallel_size), and at the same throughput per job a job of N GPUs costs "
+              "N GPU-hours an hour. h/job is one job's wall time on its GPUs, model loading not included: keep the "
+              "profile's runtime above it. "
               "QFT samples are the seed-question cap times epochs; qpo_rewrite costs API dollars when the "
               "optimizer is an `openai` model."]
     return "\n".join(lines) + "\n"

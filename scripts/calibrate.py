@@ -4,4 +4,4 @@ if __name__ == "__main__":
 
     sm = snakemake  # noqa: F821
     stats = {name.removesuffix("_stats"): list(paths) for name, paths in sm.input.items()}
-    write_calibration(sm.output[0], calibration(stats, sm.params.gpus_per_job), source=sm.params.source)
+    write_calibration(sm.output[0], calibration(stats), source=sm.params.source)

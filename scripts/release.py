@@ -9,7 +9,7 @@ if __name__ == "__main__":
         release(best_paths=list(sm.input.best),
                 stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in sm.params.stages},
                 duplicates_path=sm.input.duplicates, contamination_paths=list(sm.input.get("contamination", [])),
-                benchmarks_path=sm.input.get("benchmarks"), seed=sm.params.seed,
+                benchmarks_path=sm.input.get("benchmarks"), absent_benchmarks=sm.params.absent_benchmarks, seed=sm.params.seed,
                 rows_per_file=sm.params.rows_per_file, name=sm.params.name, settings=sm.params.settings,
                 data_dir=sm.output.data, card_path=sm.output.card, funnel_path=sm.output.funnel,
                 contamination_out=sm.output.contamination,

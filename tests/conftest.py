@@ -16,32 +16,38 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "presets", "profiles", "envs", "report"]
-SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data"))
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "presets", "profiles", "slurm", "envs", "report"]
+SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+SHARED_DATA_ENV = "SCALEQUEST_SHARED_DATA"  # the tiny preset's real benchmark files, where set
 OPENAI_MODEL = "tiny-lm"
 
 
 def copy_workflow(dest: Path) -> Path:
-    """The workflow's files (not results) in `dest`, so a test's run writes only there. The tiny
-    preset reads benchmark files as ../shared/data/<file>: beside `dest`, that is SHARED_DATA."""
+    """The workflow's files (not results) in `dest`, so a test's run writes only there."""
     dest.mkdir(parents=True, exist_ok=True)
-    shared = dest.parent / "shared" / "data"
-    if not shared.exists():
-        shared.parent.mkdir(exist_ok=True)
-        shared.symlink_to(SHARED_DATA.resolve(), target_is_directory=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
-        if source.is_dir():
+        if source.is_symlink():  # `slurm` -> profiles/slurm, as in a clone
+            (dest / name).symlink_to(os.readlink(source))
+        elif source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, dest / name)
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real snakemake CLI in `workdir` with this interpreter's environment."""
-    env = dict(os.environ)
+def user_env(**extra: str) -> dict[str, str]:
+    """This interpreter's environment as a user's shell would have it: no SCALEQUEST_SHARED_DATA
+    (a user's clone has no ../shared) unless given."""
+    env = {key: value for key, value in os.environ.items() if key != SHARED_DATA_ENV}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **extra}
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real snakemake CLI in `workdir` with this interpreter's environment (user_env by default)."""
+    env = env or user_env()
     result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env, text=True,
                             capture_output=True, timeout=timeout)
     if check and result.returncode != 0:
@@ -50,16 +56,45 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool =
     return result
 
 
+def fresh_clone(dest: Path) -> Path:
+    """`git clone` of this repository into `dest` (a folder with no ../shared beside it), with the
+    working tree's uncommitted changes laid over it while developing (none in CI's clean clone)."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
+    changed = subprocess.run(["git", "ls-files", "-z", "--modified", "--others", "--exclude-standard"], cwd=REPO,
+                             check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, changed):
+        source = REPO / name
+        if source.is_symlink() or source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name, follow_symlinks=False)
+    return dest
+
+
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Path:
-    """The tiny LM and reward model, built once by the workflow's build rules (or, to save the
-    two minutes while developing, taken from $SCALEQUEST_TINY_MODELS: a folder of a previous build)."""
+def fresh_clone_demo(tmp_path_factory) -> subprocess.CompletedProcess:
+    """The README's first command on a fresh clone, as a user types it: `make demo` (it installs its
+    own environment, builds the tiny models, runs the demo and its report), with no ../shared and no
+    SCALEQUEST_SHARED_DATA. Its workdir is the result's `args` folder."""
+    top = tmp_path_factory.mktemp("user")
+    assert not (top / "shared").exists()
+    clone = fresh_clone(top / "scalequest")
+    result = subprocess.run(["make", "demo"], cwd=clone, text=True, capture_output=True, timeout=1500,
+                            env={key: value for key, value in user_env().items() if key != "VIRTUAL_ENV"})
+    result.args = clone
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_models(request) -> Path:
+    """The tiny LM and reward model, as the fresh clone's demo built them through the workflow's
+    build rules (or, to save time while developing, taken from $SCALEQUEST_TINY_MODELS: a folder of
+    a previous build)."""
     if os.environ.get("SCALEQUEST_TINY_MODELS"):
         return Path(os.environ["SCALEQUEST_TINY_MODELS"])
-    workdir = copy_workflow(tmp_path_factory.mktemp("tiny-build"))
-    run_snakemake(workdir, "--profile", "profiles/local", "build_tiny_reward")
-    models = workdir / "results" / "tiny" / "models"
-    assert (models / "tiny-lm" / "config.json").is_file() and (models / "tiny-reward" / "config.json").is_file()
+    demo = request.getfixturevalue("fresh_clone_demo")
+    models = demo.args / "results" / "tiny" / "models"
+    assert (models / "tiny-lm" / "config.json").is_file() and (models / "tiny-reward" / "config.json").is_file(), \
+        demo.stdout[-4000:] + demo.stderr[-4000:]
     return models
 
 
@@ -75,9 +110,15 @@ def tiny_workflow(dest: Path, tiny_models: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory, tiny_models) -> Path:
-    """The demo as a user runs it, `snakemake --profile profiles/local` (hf engine), once per
-    session: the workflow tests read it, the Slurm tests compare their release with it."""
+def demo_run(request, tmp_path_factory, tiny_models) -> Path:
+    """The demo as a user runs it (hf engine, no ../shared), once per session: the fresh clone's
+    `make demo`, or, with $SCALEQUEST_TINY_MODELS while developing, `snakemake --profile
+    profiles/local` on those models. The workflow tests read it, the Slurm tests compare their
+    release with it."""
+    if not os.environ.get("SCALEQUEST_TINY_MODELS"):
+        demo = request.getfixturevalue("fresh_clone_demo")
+        assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-6000:]
+        return demo.args
     workdir = tiny_workflow(tmp_path_factory.mktemp("demo-run"), tiny_models)
     result = run_snakemake(workdir, "--profile", "profiles/local")
     assert "Dataset: results/tiny/release/data" in result.stdout + result.stderr

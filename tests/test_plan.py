@@ -7,6 +7,7 @@ import yaml
 
 from conftest import REPO, copy_workflow, run_snakemake
 from scalequest.config import validate_config
+from scalequest.gpu_jobs import ENGINE_RULES, TRAINING_RULES, job_gpus
 from scalequest.plan import PAPER_TABLE, SYNTHESIS_STAGES, build_plan, render_plan
 
 
@@ -58,7 +59,7 @@ def test_plan_follows_the_config(config):
     for generator in smaller["generators"].values():
         generator["questions"] = 100_000
     smaller["respond"]["n"] = 2
-    smaller["plan"]["samples_per_gpu_hour"]["respond"] *= 2
+    smaller["plan"]["samples_per_job_hour"]["respond"] *= 2
     plan = {s["stage"]: s for s in build_plan(smaller)["stages"]}
     assert plan["generate"]["jobs"] == 20 and plan["generate"]["gpu_hours"] == pytest.approx(3.8, abs=0.1)
     assert plan["respond"]["samples"] == 200_000
@@ -94,16 +95,37 @@ def first_attempt_minutes(expression: str) -> float:
 
 
 def test_slurm_profile_asks_for_what_the_plan_assumes(config):
-    """GPUs per job as the plan counts them, and first-attempt time limits with room over the plan's
-    hours per job (model loading is not in the plan's throughput)."""
+    """GPUs per job as the plan counts them (the rules' own `gpu`, from scalequest/gpu_jobs.py), and
+    first-attempt time limits with room over the plan's hours per job (model loading is not in the
+    plan's throughput)."""
     resources = profile_resources()["set-resources"]
+    assert set(ENGINE_RULES) | set(TRAINING_RULES) <= set(resources)
     for stage in build_plan(config)["stages"]:
         if stage["stage"] == "qpo_rewrite":  # an API optimizer: its time is the endpoint's
             continue
         asked = resources[stage["stage"]]
-        gpus = int(asked["gres"].rsplit(":", 1)[1]) if "gres" in asked else asked["gpu"]
+        gpus = int(asked["gres"].rsplit(":", 1)[1]) if "gres" in asked else job_gpus(config, stage["stage"])
         assert gpus == stage["gpus_per_job"], stage["stage"]
         assert first_attempt_minutes(asked["runtime"]) >= 1.5 * stage["hours_per_job"] * 60, stage["stage"]
+        if "gres" not in asked:  # CPUs and memory per GPU, so that Slurm scales them with the GPUs
+            assert asked["cpus_per_gpu"] == 8 and first_attempt_minutes(asked["mem_mb_per_cpu"]) == 8000
+
+
+def test_a_model_on_four_gpus_makes_four_gpu_jobs_in_the_plan(config):
+    """The solver on 4 GPUs (tensor parallel): its stages' jobs take 4 GPUs; at the same throughput
+    per job, their wall hours stay and their GPU-hours are 4x."""
+    before = {s["stage"]: s for s in build_plan(config)["stages"]}
+    config["models"]["qwen2-math-7b-instruct"]["vllm_args"]["tensor_parallel_size"] = 4
+    after = {s["stage"]: s for s in build_plan(config)["stages"]}
+    for stage in ("filter", "respond", "difficulty_labels"):
+        assert (before[stage]["gpus_per_job"], after[stage]["gpus_per_job"]) == (1, 4)
+        assert after[stage]["gpu_hours"] == pytest.approx(4 * before[stage]["gpu_hours"], abs=0.2)
+        assert after[stage]["hours_per_job"] == before[stage]["hours_per_job"]
+    # generate: the qwen2-math generator (trained from the solver) on 4 GPUs, deepseek-math on 1
+    assert after["generate"]["gpus_per_job"] == 4
+    assert after["generate"]["gpu_hours"] == pytest.approx((4 + 1) / 2 * before["generate"]["gpu_hours"], abs=0.1)
+    for stage in ("reward", "difficulty"):
+        assert after[stage] == before[stage]
 
 
 def test_slurm_profile_settings_come_from_one_place():

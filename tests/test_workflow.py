@@ -1,6 +1,7 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
 import re
+import shutil
 from collections import defaultdict
 
 import pyarrow.parquet as pq
@@ -8,7 +9,8 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from conftest import SHARED_DATA, copy_workflow, job_counts, release_bytes, run_snakemake, sidecars
+from conftest import (SHARED_DATA, SHARED_DATA_ENV, copy_workflow, job_counts, release_bytes, run_snakemake, sidecars,
+                      user_env)
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import SCORED, read_shard
 from scalequest.stats import read_stats
@@ -58,8 +60,7 @@ def test_funnel_is_conserved_at_every_stage_and_shard(hf_run):
     release_stage = funnel["stages"][-1]["questions"]
     assert release_stage["in"] == best_kept
     assert funnel["released_pairs"] == release_stage["kept"] == best_kept - sum(release_stage["dropped"].values())
-    reasons = {"duplicate", "near_duplicate"} | {f"contaminated:{name}" for name in BENCHMARK_FILES}
-    assert set(release_stage["dropped"]) == reasons  # every reason is listed, 0 included
+    assert set(release_stage["dropped"]) == {"duplicate", "near_duplicate", "contaminated:tiny"}  # 0s listed too
     dropped = defaultdict(int)
     for entry in funnel["stages"]:
         for reason, count in entry["questions"]["dropped"].items():
@@ -89,13 +90,14 @@ def test_difficulty_histograms_before_and_after_sampling(hf_run):
 
 
 def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
+    """The demo (no ../shared) checks its own held-out benchmark, and says which real ones it left out."""
     release = hf_run / RELEASE
     funnel = json.loads((release / "funnel.json").read_text())
     dropped = funnel["stages"][-1]["questions"]["dropped"]
     benchmarks = funnel["decontamination"]["benchmarks"]
-    assert {name: about["items"] for name, about in benchmarks.items()} == {
-        "gsm8k": 1319, "math": 5000, "math500": 500, "college_math": 2818, "olympiadbench": 675}
-    assert all(about["dropped"] == dropped[f"contaminated:{name}"] for name, about in benchmarks.items())
+    assert {name: about["items"] for name, about in benchmarks.items()} == {"tiny": 500}
+    assert benchmarks["tiny"]["dropped"] == dropped["contaminated:tiny"] > 0
+    assert set(funnel["decontamination"]["absent"]) == set(BENCHMARK_FILES)
     contaminated = [json.loads(line) for line in (release / "contamination.jsonl").read_text().splitlines()]
     assert len(contaminated) == sum(about["dropped"] for about in benchmarks.values())
     duplicates = pq.read_table(hf_run / "results/tiny/dedup/duplicates.parquet").to_pylist()
@@ -108,6 +110,25 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
     assert "## Decontamination" in card
     for name, about in benchmarks.items():
         assert f"| {name} | {about['source']} | {about['items']} | {about['matched']} | {about['dropped']} |" in card
+    assert "Not checked (optional, their file was not there): gsm8k (`$SCALEQUEST_SHARED_DATA/gsm8k_test.jsonl`)" in card
+
+
+def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
+    """With SCALEQUEST_SHARED_DATA pointing at the five test sets, the demo screens against them too:
+    only the benchmark index, the screens and what follows them run again."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(hf_run, workdir, symlinks=True)
+    env = user_env(**{SHARED_DATA_ENV: str(SHARED_DATA)})
+    plan = job_counts(run_snakemake(workdir, *LOCAL, "-n", env=env).stdout)
+    assert {"benchmark_ngrams", "screen", "release"} <= set(plan) and not {"generate", "respond", "qft"} & set(plan)
+    run_snakemake(workdir, *LOCAL, env=env)
+    funnel = json.loads((workdir / RELEASE / "funnel.json").read_text())
+    benchmarks = funnel["decontamination"]["benchmarks"]
+    assert {name: about["items"] for name, about in benchmarks.items()} == {
+        "gsm8k": 1319, "math": 5000, "math500": 500, "college_math": 2818, "olympiadbench": 675, "tiny": 500}
+    assert funnel["decontamination"]["absent"] == {}
+    dropped = funnel["stages"][-1]["questions"]["dropped"]
+    assert all(about["dropped"] == dropped[f"contaminated:{name}"] for name, about in benchmarks.items())
 
 
 def test_calibration_measures_the_plan_from_the_run(hf_run):
@@ -118,14 +139,14 @@ def test_calibration_measures_the_plan_from_the_run(hf_run):
     assert calibrated["keep_rates"]["filter"] == round(sum(f.kept for f in filtered) / sum(f.total for f in filtered), 4)
     generated = sum(p["questions"].total for p in loaded["generate"].values())
     seconds = sum(p["seconds"] for p in loaded["generate"].values())
-    assert calibrated["samples_per_gpu_hour"]["generate"] == pytest.approx(generated * 3600 / seconds, rel=1e-3)
-    assert set(calibrated["samples_per_gpu_hour"]) == {"generate", "filter", "difficulty_labels", "difficulty",
+    assert calibrated["samples_per_job_hour"]["generate"] == pytest.approx(generated * 3600 / seconds, rel=1e-3)
+    assert set(calibrated["samples_per_job_hour"]) == {"generate", "filter", "difficulty_labels", "difficulty",
                                                         "respond", "reward"}
     run_snakemake(hf_run, "plan", "--cores", "1", "--forcerun", "plan", "--configfile",
                   "results/tiny/calibration.yaml", "--config", "results=results/calibrated")
     plan = json.loads((hf_run / "results/calibrated/plan.json").read_text())
     generate = next(stage for stage in plan["stages"] if stage["stage"] == "generate")
-    assert generate["gpu_hours"] == round(2_000_000 / calibrated["samples_per_gpu_hour"]["generate"], 1)
+    assert generate["gpu_hours"] == round(2_000_000 / calibrated["samples_per_job_hour"]["generate"], 1)
 
 
 def test_job_logs_say_where_the_job_ran(hf_run):
@@ -223,3 +244,41 @@ def test_questions_file_generator_plans_import_jobs(tmp_path):
     (workdir / "missing.yaml").write_text("generators:\n  mine: {questions_file: no/such.jsonl, questions: 5}\n")
     missing = run_snakemake(workdir, "-n", "--configfile", "missing.yaml", check=False, timeout=120)
     assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
+
+
+def planned_resources(dry_run_output: str, rule: str) -> list[dict[str, str]]:
+    """The `resources:` of every planned job of `rule` in a dry run's output, with its wildcards."""
+    jobs = []
+    for block in re.split(r"\n(?=rule |localrule )", dry_run_output):
+        if re.match(rf"(?:local)?rule {rule}:", block):
+            wildcards = re.search(r"wildcards: (.+)", block)
+            found = dict(item.split("=", 1) for item in re.search(r"resources: (.+)", block).group(1).split(", "))
+            jobs.append({**found, "wildcards": wildcards.group(1) if wildcards else ""})
+    return jobs
+
+
+def test_a_model_on_four_gpus_makes_four_gpu_slurm_jobs(tmp_path):
+    """`snakemake --profile slurm -n` with the solver on 4 GPUs (tensor parallel): its jobs ask Slurm
+    for 4 GPUs, with CPUs and memory per GPU; the reward model's jobs keep 1."""
+    workdir = copy_workflow(tmp_path / "tp4")
+    (workdir / "tp4.yaml").write_text("models:\n  qwen2-math-7b-instruct: {vllm_args: {tensor_parallel_size: 4}}\n")
+    output = run_snakemake(workdir, "--profile", "slurm", "-n", "--configfile", "tp4.yaml", timeout=300).stdout
+    for rule in ("filter", "respond", "difficulty_labels"):
+        jobs = planned_resources(output, rule)
+        assert jobs and all(job["gpu"] == "4" and job["cpus_per_gpu"] == "8" and job["mem_mb_per_cpu"] == "8000"
+                            and job["slurm_partition"] == "gpu" for job in jobs), rule
+    assert {job["gpu"] for job in planned_resources(output, "reward")} == {"1"}
+    generate = {job["wildcards"].split(",")[0]: job["gpu"] for job in planned_resources(output, "generate")}
+    assert generate == {"gen=qwen2-math": "4", "gen=deepseek-math": "1"}  # each generator's own base model
+
+
+def test_a_gpu_rule_missing_from_the_registry_stops_the_workflow(tmp_path):
+    workdir = copy_workflow(tmp_path / "undeclared")
+    (workdir / "rules" / "extra.smk").write_text(
+        'rule rerank:\n    output: "reranked.txt"\n    conda: "../envs/vllm.yaml"\n    shell: "touch {output}"\n')
+    snakefile = workdir / "Snakefile"
+    snakefile.write_text(snakefile.read_text().replace('include: "rules/plan.smk"\n',
+                                                       'include: "rules/plan.smk"\ninclude: "rules/extra.smk"\n'))
+    result = run_snakemake(workdir, "-n", check=False, timeout=120)
+    assert result.returncode != 0
+    assert "rules rerank run in a GPU environment but are not declared in scalequest/gpu_jobs.py" in result.stdout + result.stderr

@@ -33,6 +33,17 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _load_model(auto_class, spec: ModelSpec):
+    """The model on the GPU when there is one; with `gpus` > 1 its layers are spread over the visible
+    GPUs (device_map auto)."""
+    import torch
+
+    options = dict(dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code)
+    if spec.gpus > 1 and torch.cuda.is_available():
+        return auto_class.from_pretrained(spec.path, device_map="auto", **options).eval()
+    return auto_class.from_pretrained(spec.path, **options).to(_device()).eval()
+
+
 def _load_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
@@ -50,9 +61,7 @@ class HFGenerator(GenerationEngine):
 
         self.spec = spec
         self.tokenizer = _load_tokenizer(spec)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
-        ).to(_device()).eval()
+        self.model = _load_model(AutoModelForCausalLM, spec)
 
     def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
         import torch
@@ -121,9 +130,7 @@ class HFScorer(ScoringEngine):
 
         self.spec = spec
         self.tokenizer = _load_tokenizer(spec)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            spec.path, dtype=_torch_dtype(spec.dtype), trust_remote_code=spec.trust_remote_code
-        ).to(_device()).eval()
+        self.model = _load_model(AutoModelForSequenceClassification, spec)
         if self.model.config.num_labels != 1:
             raise ValueError(f"{spec.path}: a scoring model needs num_labels=1, it has {self.model.config.num_labels}")
         if self.model.config.pad_token_id is None:

@@ -75,11 +75,12 @@ def write_parquet_files(table: pa.Table, data_dir: str | Path, rows_per_file: in
 
 def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Sequence[str | Path]],
             duplicates_path: str | Path, contamination_paths: Sequence[str | Path],
-            benchmarks_path: str | Path | None, seed: int, rows_per_file: int, name: str,
+            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], seed: int, rows_per_file: int, name: str,
             settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path, funnel_path: str | Path,
             contamination_out: str | Path, difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the release; returns the funnel written to `funnel_path`. Without `benchmarks_path`
-    (decontamination off) nothing is dropped as contaminated. `difficulty` (when scoring is on)
+    (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
+    the optional benchmarks left out because their file was not there. `difficulty` (when scoring is on)
     names the gathered keep rates, the sample shards and the scorer's folder, for the
     difficulty histograms before and after sampling."""
     loaded = load_stage_stats(stats_paths)
@@ -103,7 +104,8 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
         "released_pairs": final.num_rows,
         "files": [f"data/{file}" for file in files],
         "models": models_used(loaded),
-        "decontamination": _contamination_counts(summary, contamination, release_funnel.dropped),
+        "decontamination": {**_contamination_counts(summary, contamination, release_funnel.dropped),
+                            "absent": dict(absent_benchmarks)},
         "distributions": release_distributions(final),
     }
     if difficulty:

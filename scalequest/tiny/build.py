@@ -11,7 +11,7 @@ from ..progress import progress
 
 from ..atomic import atomic_dir
 from ..prompts import PROMPT_STYLES, REWRITE_PROMPTS, response_messages, reward_messages, solvability_messages
-from .corpus import Problem, judge_reply, make_problems, rewrite_reply, solution_reply
+from .corpus import LM_PROBLEMS, Problem, judge_reply, make_problems, rewrite_reply, solution_reply
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 # Qwen2's pre-tokenizer split: AutoTokenizer rebuilds a qwen2 tokenizer with this pipeline,
@@ -119,7 +119,7 @@ def _train(model, batches, steps: int, lr: float, desc: str, loss_of) -> float:
     return loss
 
 
-def build_tiny_lm(out_dir: str | Path, seed: int = 0, problems: int = 3000, steps: int = 700) -> float:
+def build_tiny_lm(out_dir: str | Path, seed: int = 0, problems: int = LM_PROBLEMS, steps: int = 700) -> float:
     """Train and save the tiny causal LM (with its tokenizer) to `out_dir`; returns the last loss."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM

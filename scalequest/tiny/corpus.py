@@ -102,6 +102,9 @@ MAKERS: list[tuple[Callable[[random.Random], Problem], float]] = [
 ]
 
 
+LM_PROBLEMS = 3000  # problems in the tiny LM's training corpus
+
+
 def make_problems(count: int, seed: int) -> list[Problem]:
     """`count` problems drawn from the weighted templates, reproducibly."""
     rng = random.Random(seed)
