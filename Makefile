@@ -1,7 +1,8 @@
 # Two commands on a fresh machine:
 #   make demo   installs the CPU environment, then runs the tiny end-to-end demo and its HTML report
 #   make test   installs the CPU environment, then runs the test suite (what .ci/run calls)
-# Also: make demo-vllm (the demo through vLLM), make plan (the full-scale cost plan).
+# Also: make demo-vllm (the demo through vLLM), make plan (the full-scale cost plan), make lint (ruff and
+# snakemake --lint), make test-fast (the tests without the Slurm and vLLM ones, for the edit-run loop).
 VENV ?= .venv
 PYTHON ?= python3
 # Extra pip arguments for torch, e.g. the PyTorch CPU wheel index on a machine without a local wheel.
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 RUN := env PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 \
 	TORCH_EXTENSIONS_DIR="$(abspath .cache/torch_extensions)"
 
-.PHONY: install demo demo-vllm test plan
+.PHONY: install demo demo-vllm test test-fast lint plan
 install: $(VENV)/.installed
 
 $(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt envs/slurm-plugin-requirements.txt pyproject.toml
@@ -36,5 +37,12 @@ demo-vllm: install
 plan: install
 	$(RUN) $(BIN)/snakemake plan --cores 1 --forcerun plan
 
-test: install
+lint: install
+	$(RUN) $(BIN)/ruff check .
+	$(RUN) $(BIN)/snakemake --lint
+
+test: lint
 	$(RUN) $(BIN)/python -m pytest -ra tests
+
+test-fast: install
+	$(RUN) $(BIN)/python -m pytest -ra -m "not slurm and not vllm" tests

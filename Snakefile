@@ -44,8 +44,10 @@ rule all:
         [all_shard_files(stage) for stage in STAGES],
 
 
-# A rule that runs in a GPU environment but is not declared in scalequest/gpu_jobs.py would get no GPU.
-_undeclared = undeclared_gpu_rules({rule.name: rule.conda_env for rule in workflow.rules})
+# A job that runs in a GPU environment but whose rule is not declared in scalequest/gpu_jobs.py would
+# get no GPU (local rules run on the submitting node, without one).
+_undeclared = undeclared_gpu_rules({rule.name: rule.conda_env for rule in workflow.rules
+                                    if rule.name not in workflow._localrules})
 if _undeclared:
     raise WorkflowError(f"rules {', '.join(_undeclared)} run in a GPU environment but are not declared in "
                         "scalequest/gpu_jobs.py (ENGINE_RULES or TRAINING_RULES): their jobs would get no GPU")

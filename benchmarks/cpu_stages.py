@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from measure import measure  # noqa: E402  (benchmarks/measure.py, beside this script)
+
 from scalequest.config import load_schema  # noqa: E402
 from scalequest.language import language_drop_reason  # noqa: E402
 from scalequest.neardup import pair_jaccard  # noqa: E402
@@ -41,7 +43,6 @@ from scalequest.stages.dedup import find_duplicates, lsh_band, minhash_shard  # 
 from scalequest.stages.release import release  # noqa: E402
 from scalequest.stats import ShardStats, write_stats  # noqa: E402
 from scalequest.synthetic import planted_question_set  # noqa: E402
-from measure import measure  # noqa: E402  (benchmarks/measure.py, beside this script)
 
 SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data"))
 BENCHMARKS = {"gsm8k": ("gsm8k_test", "question"), "math": ("math_test", "problem"),

@@ -13,10 +13,6 @@ LSH_BANDS = [f"{band:02d}" for band in range(NEAR_DUP["bands"])] if NEAR_DUP["en
 DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
 
 
-def band_file(band="{band}"):
-    return f"{RESULTS}/dedup/bands/{band}.parquet"
-
-
 rule lsh_band:
     input:
         minhash=all_shard_files("minhash"),

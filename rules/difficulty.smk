@@ -11,20 +11,6 @@ KEEP_RATES = f"{RESULTS}/difficulty/keep_rates.json"
 LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["shard_size"])
 
 
-def label_file(part="{part}"):
-    return f"{DIFFICULTY_DIR}/labels/{part}.parquet"
-
-
-def label_stats_file(part="{part}"):
-    return f"{DIFFICULTY_DIR}/labels/{part}.stats.json"
-
-
-def scorer_params():
-    """The trained scorer as a model entry; it reads questions cut as in training."""
-    return trained_params(DIFFICULTY["scorer"]["model"], SCORER_DIR, "difficulty-scorer", "difficulty scorer",
-                          max_model_len=DIFFICULTY["scorer"]["hyper"]["max_length"])
-
-
 if DIFFICULTY_ON:
     try:
         check_keep_rule(DIFFICULTY["keep"])

@@ -4,12 +4,6 @@ MODEL_GENERATORS = [g for g in GENERATORS if "model" in config["generators"][g]]
 FILE_GENERATORS = [g for g in GENERATORS if "questions_file" in config["generators"][g]]
 
 
-def generation_slice(wildcards):
-    """The generator-wide question indices this shard owns."""
-    return shard_slice(wildcards.shard, config["generators"][wildcards.gen]["questions"],
-                       config["generate"]["shard_size"])
-
-
 if MODEL_GENERATORS:
 
     rule generate:

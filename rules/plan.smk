@@ -10,15 +10,12 @@ rule plan:
     params:
         plan=build_plan(config),
     localrule: True
+    log:
+        f"{RESULTS}/logs/plan.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/plan.py"
-
-
-def calibration_inputs(wildcards):
-    stats = {f"{stage}_stats": all_stats_files(stage) for stage in STAGES}
-    if DIFFICULTY_ON:
-        stats["difficulty_labels_stats"] = [label_stats_file(part) for part in LABEL_PARTS]
-    return stats
 
 
 rule calibrate:
@@ -26,8 +23,10 @@ rule calibrate:
         unpack(calibration_inputs),
     output:
         f"{RESULTS}/calibration.yaml",
-    params:
-        source=RESULTS,
     localrule: True
+    log:
+        f"{RESULTS}/logs/calibrate.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/calibrate.py"

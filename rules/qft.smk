@@ -1,10 +1,6 @@
 # Stage 1, QFT: SFT of each generator's solver on the seed questions (training: qft or qpo).
 
 
-def base_model(wildcards):
-    return config["generators"][wildcards.gen]["model"]
-
-
 if TRAINED_GENERATORS["qft"]:
 
     rule qft:

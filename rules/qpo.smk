@@ -8,13 +8,6 @@ API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
 OPTIMIZER_CHECK = f"{RESULTS}/train/qpo/optimizer_check.json"
 
 
-def optimizer_check(wildcards):
-    """QFT of a QPO generator waits for the API optimizer's check, so that no GPU job is
-    submitted while the endpoint cannot serve (no key, unreachable, model not served)."""
-    qpo = config["generators"][wildcards.gen]["training"] == "qpo"
-    return [OPTIMIZER_CHECK] if qpo and API_OPTIMIZER else []
-
-
 if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER:
 
     rule check_optimizer:
@@ -26,6 +19,8 @@ if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER:
         priority: 100
         log:
             f"{RESULTS}/logs/check_optimizer.log",
+        conda:
+            "../envs/vllm.yaml"  # the OpenAI client qpo_rewrite uses
         script:
             "../scripts/check_optimizer.py"
 

@@ -3,26 +3,6 @@
 RELEASE_DIR = f"{RESULTS}/release"
 
 
-def release_inputs(wildcards):
-    """The best pairs, the duplicates, the benchmark matches, and every stage's sidecars for the funnel."""
-    inputs = {"best": all_shard_files("best"), "duplicates": DUPLICATES_FILE}
-    if BENCHMARKS:
-        inputs.update(contamination=all_shard_files("decontaminate"), benchmarks=BENCHMARK_SUMMARY)
-    if DIFFICULTY_ON:
-        inputs.update(keep_rates=KEEP_RATES, sampled=all_shard_files("sample"), scorer=SCORER_DIR)
-    inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in STAGES})
-    return inputs
-
-
-def release_settings():
-    """What the card reports about how the data was made (no secrets live in the config)."""
-    keys = ["seed", "generators", "generate", "filter", "difficulty", "respond", "reward"]
-    settings = {key: config[key] for key in keys}
-    settings["models"] = {key: config["models"][key]["path"] for key in sorted(config["models"])}
-    settings["release"] = {key: config["release"][key] for key in ("near_dup", "decontamination")}
-    return settings
-
-
 rule release:
     input:
         unpack(release_inputs),

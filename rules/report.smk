@@ -3,10 +3,6 @@
 REPORT_DIR = f"{RESULTS}/report"
 
 
-def report_file(name, category, caption):
-    return report(f"{REPORT_DIR}/{name}", caption=f"../report/{caption}", category=category)
-
-
 rule report_files:
     input:
         funnel=rules.release.output.funnel,

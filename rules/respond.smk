@@ -3,20 +3,6 @@
 # seconds of work around a Slurm submission).
 
 
-def questions_to_answer():
-    """The filter's questions, or the scored questions and the keep rates to sample them with.
-    The rates are `ancient`: gathering the same rates again after one shard re-ran must not re-draw
-    every shard; a change of the keep rule does (params), and the release refuses shards drawn with
-    other rates."""
-    if DIFFICULTY_ON:
-        return {"scored": shard_file("difficulty"), "keep_rates": ancient(KEEP_RATES)}
-    return {"questions": shard_file("filter")}
-
-
-def sampled_questions():
-    return {"sampled": shard_file("sample"), "sampled_stats": stats_file("sample")} if DIFFICULTY_ON else {}
-
-
 rule respond:
     input:
         **questions_to_answer(),

@@ -3,16 +3,6 @@
 # not worth two cluster jobs.
 
 
-def benchmark_index_inputs():
-    if not BENCHMARKS:
-        return {}
-    return {"benchmark_items": rules.benchmark_ngrams.output.benchmark_items, "index": rules.benchmark_ngrams.output.index}
-
-
-def matches_output():
-    return {"matches": shard_file("decontaminate")} if BENCHMARKS else {}
-
-
 rule screen:
     input:
         best=shard_file("best"),

@@ -5,22 +5,6 @@ TRAINED_GENERATORS = {kind: [g for g in GENERATORS if config["generators"][g].ge
 SEED_QUESTIONS = f"{RESULTS}/train/seed_questions.jsonl"
 
 
-def local_source_files(sources):
-    """Seed files on disk are inputs (editing one re-runs what uses them); hub datasets are fetched."""
-    return [source["path"] for source in sources if "path" in source]
-
-
-def training_launch():
-    return {"nodes": config["training"]["nodes"], "processes_per_node": config["training"]["processes_per_node"]}
-
-
-def training_resources():
-    """A multi-node training job asks Slurm for its nodes and one launcher task per node, and runs
-    its own srun (mpi); GPUs, memory and time per node come from the profile."""
-    nodes = config["training"]["nodes"]
-    return {"nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"} if nodes > 1 else {}
-
-
 if TRAINED_GENERATORS["qft"] or DIFFICULTY_ON:
 
     rule seed_questions:

@@ -13,7 +13,8 @@ COLUMNS = {
     "question": "the synthesized question",
     "question_model": "model that wrote the question",
     "question_seed": "seed of the generation shard",
-    "difficulty": "the difficulty scorer's predicted fail rate of the solver on the question (empty when scoring is off)",
+    "difficulty": ("the difficulty scorer's predicted fail rate of the solver on the question "
+                   "(empty when scoring is off)"),
     "response": "the highest-reward response",
     "score": "its reward score",
     "margin": "score minus the runner-up's score (empty when there was one candidate)",

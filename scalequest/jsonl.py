@@ -47,7 +47,8 @@ def _record(raw: bytes, where: str) -> dict:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputFileError(f"{where}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not valid UTF-8") from None
+        raise InputFileError(f"{where}: byte 0x{raw[err.start]:02x} at column {err.start + 1} "
+                             "is not valid UTF-8") from None
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:

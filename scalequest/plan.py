@@ -70,10 +70,11 @@ def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         api = config["models"][config["qpo"]["optimizer"]["model"]]["engine"] == "openai"
         pairs = round(samples * plan_config["keep_rates"]["qpo_rewrite"] * config["qpo"]["hyper"]["epochs"])
         rows += [_engine_stage("qpo_sample", len(optimized),
-                               [(config["qpo"]["samples"], job_gpus(config, "qpo_sample", name)) for name in sorted(optimized)],
+                               [(config["qpo"]["samples"], job_gpus(config, "qpo_sample", name))
+                                for name in sorted(optimized)],
                                plan_config),
-                 _engine_stage("qpo_rewrite", len(optimized), [(requests, job_gpus(config, "qpo_rewrite"))], plan_config,
-                               api=api),
+                 _engine_stage("qpo_rewrite", len(optimized), [(requests, job_gpus(config, "qpo_rewrite"))],
+                               plan_config, api=api),
                  _training_stage("qpo_train", len(optimized), pairs, plan_config)]
     return rows
 
@@ -84,7 +85,8 @@ def _difficulty_training_stages(config: Mapping[str, Any]) -> list[dict[str, Any
     seeds = config["seeds"]["max_questions"]
     label_jobs = shard_count(seeds, difficulty["labels"]["shard_size"])
     labels = seeds * difficulty["labels"]["k"]
-    return [_engine_stage("difficulty_labels", label_jobs, [(labels, job_gpus(config, "difficulty_labels"))], plan_config),
+    return [_engine_stage("difficulty_labels", label_jobs, [(labels, job_gpus(config, "difficulty_labels"))],
+                          plan_config),
             _training_stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
 
 

@@ -27,7 +27,8 @@ def hub_items(config: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     keys = {key for _, key in all_model_references(config)}
     models = sorted({config["models"][key]["path"]: config["models"][key].get("trust_remote_code", False)
                      for key in keys if key in config["models"] and is_hub_model(config["models"][key])}.items())
-    sources = list(config["seeds"]["sources"]) if uses_training(config, "qft") or config["difficulty"]["enabled"] else []
+    sources = (list(config["seeds"]["sources"]) if uses_training(config, "qft") or config["difficulty"]["enabled"]
+               else [])
     decontamination = config["release"]["decontamination"]
     if decontamination["enabled"]:
         sources += [source for source in decontamination["benchmarks"].values() if not source.get("path")]

@@ -61,7 +61,8 @@ SCORED = StageSchema(
     pa.schema(
         QUESTION_FIELDS
         + RESPONSE_FIELDS
-        + [pa.field("scores", pa.list_(pa.float64()), nullable=False), pa.field("reward_model", pa.string(), nullable=False)]
+        + [pa.field("scores", pa.list_(pa.float64()), nullable=False),
+           pa.field("reward_model", pa.string(), nullable=False)]
     ),
 )
 BEST = StageSchema(
@@ -152,7 +153,8 @@ def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
     if stage != layout.stage:
         raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'")
     if not table.schema.equals(layout.schema, check_metadata=False):
-        raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' schema {layout.columns}")
+        raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' "
+                               f"schema {layout.columns}")
     return table
 
 

@@ -128,7 +128,10 @@ def samples_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
 def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
     """The released pairs' measures the figures plot (lengths in characters)."""
     table = pq.read_table(data_dir, columns=["question", "response", "score", "margin", "difficulty"])
-    present = lambda name: pc.drop_null(table.column(name)).to_numpy() if table.num_rows else np.zeros(0)
+
+    def present(name):
+        return pc.drop_null(table.column(name)).to_numpy() if table.num_rows else np.zeros(0)
+
     return {"question_chars": pc.utf8_length(table.column("question")).to_numpy(),
             "response_chars": pc.utf8_length(table.column("response")).to_numpy(),
             "score": present("score"), "margin": present("margin"), "difficulty": present("difficulty")}

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .atomic import atomic_path, write_json_atomic
-from .sources import load_source_with_answers
 from .normalize import normalize_question
+from .sources import load_source_with_answers
 from .stats import Funnel
 
 

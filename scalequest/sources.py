@@ -45,7 +45,8 @@ def load_source_with_answers(source: Mapping[str, Any], seed: int = 0) -> list[t
 def _load_hub(source: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     import datasets
 
-    where = f"source '{source.get('name')}' ({source['hub']}{'/' + source['subset'] if source.get('subset') else ''}, split {source.get('split', 'train')})"
+    where = (f"source '{source.get('name')}' ({source['hub']}{'/' + source['subset'] if source.get('subset') else ''}, "
+             f"split {source.get('split', 'train')})")
     try:
         dataset = datasets.load_dataset(source["hub"], source.get("subset"), split=source.get("split", "train"))
     except Exception as err:  # datasets raises many types (offline, missing, auth): name the source
@@ -56,5 +57,6 @@ def _load_hub(source: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         if field not in dataset.column_names:
             raise SourceError(f"{where}: no '{field}' column (columns: {', '.join(dataset.column_names)})")
     questions = list(dataset[fields[0]])
-    answers = [None if a is None else str(a) for a in dataset[fields[1]]] if len(fields) > 1 else [None] * len(questions)
+    answers = ([None if a is None else str(a) for a in dataset[fields[1]]] if len(fields) > 1
+               else [None] * len(questions))
     return list(zip(questions, answers))

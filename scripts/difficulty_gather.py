@@ -1,7 +1,7 @@
 """Rule difficulty_gather: keep rates per score bin from every shard's scores and the keep rule."""
 if __name__ == "__main__":
     from scalequest.joblog import job_log
-    from scalequest.stages.difficulty import gather_scores
+    from scalequest.stages.sample import gather_scores
 
     sm = snakemake  # noqa: F821
     with job_log(sm.log[0], sm.rule):

@@ -1,7 +1,7 @@
 """Rule import_questions: one shard of questions taken from a JSONL file."""
 if __name__ == "__main__":
     from scalequest.joblog import job_log
-    from scalequest.stages.generate import import_shard
+    from scalequest.stages.import_questions import import_shard
 
     sm = snakemake  # noqa: F821
     with job_log(sm.log[0], sm.rule):

@@ -193,8 +193,8 @@ def openai_server(tiny_models, tmp_path_factory):
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
            "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_models / "tiny-lm"),
-               "--served-model-name", OPENAI_MODEL, "--host", "127.0.0.1", "--port", str(srv.port), "--dtype", "float32",
-               "--max-model-len", "1024", "--enforce-eager", "--api-key", srv.key]
+               "--served-model-name", OPENAI_MODEL, "--host", "127.0.0.1", "--port", str(srv.port),
+               "--dtype", "float32", "--max-model-len", "1024", "--enforce-eager", "--api-key", srv.key]
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

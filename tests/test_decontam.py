@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
+from test_neardup import write_best_shards
 
 from conftest import SHARED_DATA
 from scalequest.decontam import BenchmarkError, load_benchmark
 from scalequest.stages.decontaminate import decontaminate_shard, index_benchmarks
 from scalequest.synthetic import distinct_questions, reformat
-from test_neardup import write_best_shards
 
 FIELDS = {"gsm8k": ("gsm8k_test", "question"), "math": ("math_test", "problem"), "math500": ("math500_test", "problem"),
           "college_math": ("college_math_test", "question"), "olympiadbench": ("olympiadbench_test", "question")}

@@ -12,9 +12,10 @@ import pytest
 from scalequest.difficulty import KeepRates, KeepRuleError, check_keep_rule, histogram, keep_rates
 from scalequest.models import ModelSpec
 from scalequest.records import DIFFICULTY, LABELS, SAMPLED, SOLVABLE, read_shard, to_table, write_shard
-from scalequest.stages.difficulty import (TooFewLabelsError, check_enough_labels, check_sampled_with, gather_scores,
-                                          label_shard, sample_shard, score_shard)
+from scalequest.stages.difficulty import label_shard, score_shard
+from scalequest.stages.sample import check_sampled_with, gather_scores, sample_shard
 from scalequest.stats import ShardStats, StatsError, read_stats, stats_path, write_stats
+from scalequest.training.enough import TooFewLabelsError, check_enough_labels
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, train
 
@@ -85,7 +86,8 @@ def test_same_seed_same_kept_set_other_seed_differs():
     (keep("distribution"), "'difficulty.keep.distribution': rule distribution needs one share per bin"),
     (keep("distribution", distribution=[1, 2]), "needs one share per bin \\(5 for bins"),
     (keep("distribution", distribution=[0, 0, 0, 0, 0]), "the shares sum to 0"),
-    (keep("distribution", distribution=[1] * 4, bins=[0, 0.5, 0.2, 0.9, 1]), "'difficulty.keep.bins': edges must increase"),
+    (keep("distribution", distribution=[1] * 4, bins=[0, 0.5, 0.2, 0.9, 1]),
+     "'difficulty.keep.bins': edges must increase"),
 ])
 def test_bad_keep_rules_name_the_key(bad, message):
     with pytest.raises(KeepRuleError, match=message):
@@ -132,7 +134,8 @@ def test_gather_then_sample_conserves_counts_and_reproduces(tmp_path):
         kept_ids += table.column("id").to_pylist()
     assert kept_total == 1_200  # count: exact (no ties among continuous scores)
     again = tmp_path / "again.parquet"
-    sample_shard(generator="g", shard="00000", difficulty_path=paths[0], keep_rates_path=rates_path, seed=100, out=again)
+    sample_shard(generator="g", shard="00000", difficulty_path=paths[0], keep_rates_path=rates_path, seed=100,
+                 out=again)
     assert read_shard(again, SAMPLED).column("id").to_pylist() == [i for i in kept_ids if i.startswith("g-00000-")]
 
 
@@ -145,7 +148,8 @@ def test_release_refuses_samples_drawn_with_other_rates(tmp_path):
     sidecars = {("g", "00000"): read_stats(stats_path(out))}
     check_sampled_with(sidecars, rates_path)
     gather_scores(difficulty_paths=paths, keep=keep("min_score", min_score=0.5), out=rates_path)
-    with pytest.raises(StatsError, match=r"1 sample shard\(s\) were drawn with older keep rates.*g/00000.*--forcerun respond"):
+    with pytest.raises(StatsError,
+                       match=r"1 sample shard\(s\) were drawn with older keep rates.*g/00000.*--forcerun respond"):
         check_sampled_with(sidecars, rates_path)
 
 
@@ -163,7 +167,8 @@ def test_too_few_labels_says_how_many_and_why(tmp_path):
 # --- real models: labels, scoring, scorer training ------------------------------------------------
 
 def tiny_spec(tiny_models, name="tiny-lm", **overrides):
-    fields = dict(key=name, path=str(tiny_models / name), engine="hf", dtype="float32", max_model_len=512, batch_size=16)
+    fields = dict(key=name, path=str(tiny_models / name), engine="hf", dtype="float32", max_model_len=512,
+                  batch_size=16)
     return ModelSpec(**{**fields, **overrides})
 
 
@@ -251,7 +256,8 @@ def test_scorer_beats_the_mean_predictor_on_held_out_labels(tiny_models, tmp_pat
     data = learnable_labels(tmp_path)
     assert check_enough_labels(data, 100) == 320
     metrics = train(TrainJob(kind="scorer", base_model=str(tiny_models / "tiny-lm"), data=data, output_dir="",
-                             prompt_style=None, hyper=SCORER_HYPER, seed=3), tmp_path / "scorer", Launch(processes_per_node=1))
+                             prompt_style=None, hyper=SCORER_HYPER, seed=3),
+                    tmp_path / "scorer", Launch(processes_per_node=1))
     assert metrics["held_out_questions"] == 64
     assert metrics["held_out_mse"] < 0.5 * metrics["mean_predictor_mse"], metrics
     assert metrics["held_out_pearson"] > 0.8

@@ -1,6 +1,8 @@
 """The README's first command on a fresh clone, with no ../shared and no network beyond PyPI."""
 import json
 
+from scalequest.tiny.benchmark import HELDOUT_QUESTIONS
+
 
 def test_make_demo_on_a_fresh_clone_runs_from_the_repository_alone(fresh_clone_demo):
     output = fresh_clone_demo.stdout + fresh_clone_demo.stderr
@@ -16,4 +18,4 @@ def test_make_demo_on_a_fresh_clone_runs_from_the_repository_alone(fresh_clone_d
     assert release["stage"] == "release" and release["questions"]["dropped"]["contaminated:tiny"] >= 1
     assert funnel["decontamination"]["benchmarks"]["tiny"]["source"].startswith("results/tiny/tiny-benchmark/")
     card = (clone / "results/tiny/release/README.md").read_text()
-    assert "| tiny | results/tiny/tiny-benchmark/heldout.jsonl (question) | 500 |" in card
+    assert f"| tiny | results/tiny/tiny-benchmark/heldout.jsonl (question) | {HELDOUT_QUESTIONS} |" in card

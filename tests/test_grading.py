@@ -4,8 +4,8 @@ import json
 import re
 import threading
 import time
-from decimal import Decimal
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 
@@ -224,14 +224,16 @@ def test_gsm8k_train_gold_matches_final_line(gsm8k_train):
 def test_gold_drop_reasons_on_seed_sets(math_train, gsm8k_train):
     """Every seed record's gold parses, except MATH's two empty boxes: "unparsable_gold"."""
     math_reasons = {record["unique_id"]: gold_drop_reason(record["solution"], "boxed") for record in math_train}
-    assert {uid: reason for uid, reason in math_reasons.items() if reason} == dict.fromkeys(EMPTY_BOX_IDS, "unparsable_gold")
+    assert ({uid: reason for uid, reason in math_reasons.items() if reason}
+            == dict.fromkeys(EMPTY_BOX_IDS, "unparsable_gold"))
     assert not [record["answer"] for record in gsm8k_train if gold_drop_reason(record["answer"], "gsm8k")]
 
 
 def test_gold_solutions_grade_correct(math_train, gsm8k_train):
     """A gold solution read as a response is correct against its own answer: MATH by its last box,
     GSM8K by its `####` line."""
-    outcomes = [(grade(r["solution"], r["answer"]) == "correct", (r["unique_id"], final_answer(r["solution"]), r["answer"]))
+    outcomes = [(grade(r["solution"], r["answer"]) == "correct",
+                 (r["unique_id"], final_answer(r["solution"]), r["answer"]))
                 for r in math_train if r["unique_id"] not in EMPTY_BOX_IDS]
     assert_rate(outcomes, MIN_GRADE, "MATH train solutions graded correct")
     outcomes = [(grade(r["answer"], gsm8k_reference(r["answer"])) == "correct", gsm8k_reference(r["answer"]))

@@ -6,7 +6,7 @@ import pytest
 from conftest import SHARED_DATA
 from scalequest.jsonl import InputFileError, read_questions
 from scalequest.records import QUESTIONS, read_shard
-from scalequest.stages.generate import import_shard
+from scalequest.stages.import_questions import import_shard
 from scalequest.stats import read_stats, stats_path
 
 

@@ -21,7 +21,8 @@ def write_best_shards(folder, questions, scores, shards):
     paths, ids = [], []
     for shard, part in enumerate(np.array_split(np.arange(len(questions)), shards)):
         rows = [{"id": f"g-{shard:05d}-{i}", "generator": "g", "shard": shard, "question": questions[i],
-                 "question_model": "m", "question_seed": 1, "difficulty": None, "response": "r", "score": float(scores[i]), "margin": None,
+                 "question_model": "m", "question_seed": 1, "difficulty": None, "response": "r",
+                 "score": float(scores[i]), "margin": None,
                  "candidates": 1, "response_model": "m", "reward_model": "r"} for i in part]
         paths.append(folder / f"best-{shard:05d}.parquet")
         write_shard(to_table(rows, BEST), BEST, paths[-1])

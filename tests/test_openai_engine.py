@@ -29,7 +29,8 @@ def conversation(i: int) -> list[dict[str, str]]:
 
 
 def spec(base_url: str, **options) -> ModelSpec:
-    return ModelSpec(key="optimizer", path=OPENAI_MODEL, engine="openai", base_url=base_url, api_key_env=KEY_ENV, **options)
+    return ModelSpec(key="optimizer", path=OPENAI_MODEL, engine="openai", base_url=base_url, api_key_env=KEY_ENV,
+                     **options)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +205,8 @@ def test_gives_up_after_max_retries_with_a_clear_error(proxy, api_key, capfd):
         engine.chat([conversation(1)], SAMPLING)
     message = str(raised.value)
     assert proxy.requests == 2
-    assert all(part in message for part in ("optimizer", OPENAI_MODEL, proxy.base_url, "HTTP 503", "max_retries=1")), message
+    assert all(part in message
+               for part in ("optimizer", OPENAI_MODEL, proxy.base_url, "HTTP 503", "max_retries=1")), message
     assert api_key not in message
     assert_key_absent(api_key, capfd)
 

@@ -130,11 +130,13 @@ def test_a_model_on_four_gpus_makes_four_gpu_jobs_in_the_plan(config):
 
 def test_slurm_profile_settings_come_from_one_place():
     default = profile_resources()
-    assert default["default-resources"]["slurm_partition"] == "gpu" and "slurm_account" not in default["default-resources"]
+    assert (default["default-resources"]["slurm_partition"] == "gpu"
+            and "slurm_account" not in default["default-resources"])
     custom = profile_resources({"SCALEQUEST_SLURM_PARTITION": "a100", "SCALEQUEST_SLURM_CPU_PARTITION": "cpu",
                                 "SCALEQUEST_SLURM_ACCOUNT": "lab", "SCALEQUEST_SLURM_GPU_MODEL": "a100",
                                 "SCALEQUEST_SLURM_GPUS_PER_NODE": "4"})
-    assert custom["default-resources"]["slurm_partition"] == "cpu" and custom["default-resources"]["slurm_account"] == "lab"
+    assert (custom["default-resources"]["slurm_partition"] == "cpu"
+            and custom["default-resources"]["slurm_account"] == "lab")
     assert custom["set-resources"]["generate"]["slurm_partition"] == "a100"
     assert custom["set-resources"]["generate"]["gpu_model"] == "a100"
     assert custom["set-resources"]["qft"]["gres"] == "gpu:a100:4"

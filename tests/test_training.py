@@ -15,11 +15,12 @@ from scalequest.models import ModelSpec
 from scalequest.prompts import PROMPT_STYLES, REWRITE_PROMPTS
 from scalequest.records import PAIRS, to_table, write_shard
 from scalequest.rewrite import extract_rewrite
-from scalequest.stages.qpo import TooFewPairsError, check_enough_pairs, rewrite_drop_reason
+from scalequest.seeds import collect_seed_questions, read_seeds
+from scalequest.stages.qpo import rewrite_drop_reason
 from scalequest.stats import ShardStats, stats_path, write_stats
+from scalequest.training.enough import TooFewPairsError, check_enough_pairs
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, TrainingError, launch_command, train
-from scalequest.seeds import collect_seed_questions, read_seeds
 
 SEED_SOURCES = [{"name": "gsm8k", "path": str(SHARED_DATA / "gsm8k_train.jsonl"), "field": "question"},
                 {"name": "math", "path": str(SHARED_DATA / "math_train.jsonl"), "field": "problem"}]
@@ -34,7 +35,8 @@ DPO_HYPER = dict(epochs=3, max_steps=-1, learning_rate=5e-4, lr_scheduler="cosin
 @pytest.fixture(autouse=True)
 def cpu_training_env(monkeypatch, tmp_path_factory):
     # The DeepSpeed CPU comm op is compiled once per session into this folder.
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR", str(tmp_path_factory.getbasetemp() / "torch_extensions")))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", os.environ.get("TORCH_EXTENSIONS_DIR",
+                                                              str(tmp_path_factory.getbasetemp() / "torch_extensions")))
 
 
 # --- seed questions -----------------------------------------------------------------------------
@@ -66,8 +68,8 @@ def test_seed_questions_name_a_bad_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "What is 1+1?"}\n{"question": 3}\n')
     with pytest.raises(InputFileError, match=r"bad.jsonl:2: 'question' is int"):
-        collect_seed_questions(sources=[{"name": "bad", "path": str(bad), "field": "question"}], max_questions=10, seed=0,
-                               out=tmp_path / "o.jsonl", stats_out=tmp_path / "o.json")
+        collect_seed_questions(sources=[{"name": "bad", "path": str(bad), "field": "question"}], max_questions=10,
+                               seed=0, out=tmp_path / "o.jsonl", stats_out=tmp_path / "o.json")
 
 
 # --- the optimizer's replies and the pairs -------------------------------------------------------
@@ -86,7 +88,8 @@ def test_solvability_rewrite_extraction(reply, expected):
 
 
 def test_difficulty_rewrite_extraction():
-    reply = "Step 1 #Methods List#: more steps\nStep 3 #Rewritten Problem#: x\n**Step 4 #Finally Rewritten Problem#:**\nHarder?"
+    reply = ("Step 1 #Methods List#: more steps\nStep 3 #Rewritten Problem#: x\n"
+             "**Step 4 #Finally Rewritten Problem#:**\nHarder?")
     assert extract_rewrite(reply, REWRITE_PROMPTS["difficulty"]) == "Harder?"
 
 

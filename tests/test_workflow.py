@@ -9,11 +9,20 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from conftest import (SHARED_DATA, SHARED_DATA_ENV, copy_workflow, job_counts, release_bytes, run_snakemake, sidecars,
-                      user_env)
+from conftest import (
+    SHARED_DATA,
+    SHARED_DATA_ENV,
+    copy_workflow,
+    job_counts,
+    release_bytes,
+    run_snakemake,
+    sidecars,
+    user_env,
+)
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import SCORED, read_shard
 from scalequest.stats import read_stats
+from scalequest.tiny.benchmark import HELDOUT_QUESTIONS
 
 LOCAL = ("--profile", "profiles/local")
 RELEASE = "results/tiny/release"
@@ -95,7 +104,7 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
     funnel = json.loads((release / "funnel.json").read_text())
     dropped = funnel["stages"][-1]["questions"]["dropped"]
     benchmarks = funnel["decontamination"]["benchmarks"]
-    assert {name: about["items"] for name, about in benchmarks.items()} == {"tiny": 500}
+    assert {name: about["items"] for name, about in benchmarks.items()} == {"tiny": HELDOUT_QUESTIONS}
     assert benchmarks["tiny"]["dropped"] == dropped["contaminated:tiny"] > 0
     assert set(funnel["decontamination"]["absent"]) == set(BENCHMARK_FILES)
     contaminated = [json.loads(line) for line in (release / "contamination.jsonl").read_text().splitlines()]
@@ -110,7 +119,8 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
     assert "## Decontamination" in card
     for name, about in benchmarks.items():
         assert f"| {name} | {about['source']} | {about['items']} | {about['matched']} | {about['dropped']} |" in card
-    assert "Not checked (optional, their file was not there): gsm8k (`$SCALEQUEST_SHARED_DATA/gsm8k_test.jsonl`)" in card
+    assert ("Not checked (optional, their file was not there): gsm8k (`$SCALEQUEST_SHARED_DATA/gsm8k_test.jsonl`)"
+            in card)
 
 
 def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
@@ -125,7 +135,8 @@ def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
     funnel = json.loads((workdir / RELEASE / "funnel.json").read_text())
     benchmarks = funnel["decontamination"]["benchmarks"]
     assert {name: about["items"] for name, about in benchmarks.items()} == {
-        "gsm8k": 1319, "math": 5000, "math500": 500, "college_math": 2818, "olympiadbench": 675, "tiny": 500}
+        "gsm8k": 1319, "math": 5000, "math500": 500, "college_math": 2818, "olympiadbench": 675,
+        "tiny": HELDOUT_QUESTIONS}
     assert funnel["decontamination"]["absent"] == {}
     dropped = funnel["stages"][-1]["questions"]["dropped"]
     assert all(about["dropped"] == dropped[f"contaminated:{name}"] for name, about in benchmarks.items())
@@ -136,7 +147,8 @@ def test_calibration_measures_the_plan_from_the_run(hf_run):
     calibrated = yaml.safe_load((hf_run / "results/tiny/calibration.yaml").read_text())["plan"]
     loaded = sidecars(hf_run / "results" / "tiny")
     filtered = [p["questions"] for p in loaded["filter"].values()]
-    assert calibrated["keep_rates"]["filter"] == round(sum(f.kept for f in filtered) / sum(f.total for f in filtered), 4)
+    assert calibrated["keep_rates"]["filter"] == round(sum(f.kept for f in filtered)
+                                                       / sum(f.total for f in filtered), 4)
     generated = sum(p["questions"].total for p in loaded["generate"].values())
     seconds = sum(p["seconds"] for p in loaded["generate"].values())
     assert calibrated["samples_per_job_hour"]["generate"] == pytest.approx(generated * 3600 / seconds, rel=1e-3)
@@ -151,7 +163,8 @@ def test_calibration_measures_the_plan_from_the_run(hf_run):
 
 def test_job_logs_say_where_the_job_ran(hf_run):
     for log in sorted((hf_run / "results/tiny/logs/generate").glob("*/*.log")):
-        assert re.fullmatch(r"== rule generate on \S+, hub offline, CUDA_VISIBLE_DEVICES=", log.read_text().splitlines()[0])
+        assert re.fullmatch(r"== rule generate on \S+, hub offline, CUDA_VISIBLE_DEVICES=",
+                            log.read_text().splitlines()[0])
 
 
 def test_report_renders_with_the_figures_embedded(hf_run):
@@ -281,4 +294,5 @@ def test_a_gpu_rule_missing_from_the_registry_stops_the_workflow(tmp_path):
                                                        'include: "rules/plan.smk"\ninclude: "rules/extra.smk"\n'))
     result = run_snakemake(workdir, "-n", check=False, timeout=120)
     assert result.returncode != 0
-    assert "rules rerank run in a GPU environment but are not declared in scalequest/gpu_jobs.py" in result.stdout + result.stderr
+    assert ("rules rerank run in a GPU environment but are not declared in scalequest/gpu_jobs.py"
+            in result.stdout + result.stderr)

@@ -21,7 +21,8 @@ class Sampling:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, sampling: dict[str, Any], *, n: int = 1, stop: Sequence[str] = (), seed: int = 0) -> "Sampling":
+    def from_config(cls, sampling: dict[str, Any], *, n: int = 1, stop: Sequence[str] = (),
+                    seed: int = 0) -> "Sampling":
         return cls(n=n, temperature=sampling["temperature"], top_p=sampling["top_p"],
                    max_tokens=sampling["max_tokens"], stop=tuple(stop), seed=seed)
 
@@ -35,10 +36,10 @@ class Completion:
     finished: bool
 
 
-class Engine(ABC):
+class Engine(ABC):  # noqa: B024 -- no abstract methods of its own: the shared close()/with-block base of every engine
     """One engine per job, created once; close() (or a with-block) frees the model."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- an intentional no-op default; engines that hold resources override it
         """Release the model or connection; engines free their resources here."""
 
     def __enter__(self):

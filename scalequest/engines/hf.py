@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..progress import progress
-
 from ..models import ModelSpec
+from ..progress import progress
 from .base import Completion, GenerationEngine, Sampling, ScoringEngine
 
 

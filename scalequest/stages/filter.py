@@ -32,7 +32,8 @@ def filter_shard(*, generator: str, shard: str, questions_path: str | Path, lang
         return write_stage_outputs([{**row, "judge_reply": None, "judge_model": None} for row in candidates],
                                    SOLVABLE, out, stats)
     kept = []
-    for row, (reason, reply) in zip(candidates, judge_solvability(judge, [r["question"] for r in candidates], sampling, seed)):
+    for row, (reason, reply) in zip(candidates,
+                                    judge_solvability(judge, [r["question"] for r in candidates], sampling, seed)):
         if reply is not None:
             stats.counters["generated_tokens"] += reply.tokens
         if reason:

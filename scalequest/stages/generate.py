@@ -1,11 +1,11 @@
-"""Stage 3: question synthesis. The generator continues its user-turn prefix with a question."""
+"""Stage 3: question synthesis. The generator continues its user-turn prefix with a question.
+(Questions taken from a file instead: stages/import_questions.py, which needs no engine.)"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..engines import Completion, Sampling, open_generator
-from ..jsonl import InputFileError, read_questions
 from ..models import ModelSpec
 from ..prompts import PROMPT_STYLES
 from ..records import QUESTIONS
@@ -51,26 +51,4 @@ def generate_shard(*, generator: str, shard: str, first_index: int, count: int, 
             "shard": int(shard), "question": completion.text.strip(), "question_model": model.describe(),
             "question_seed": seed, "difficulty": None, "gen_tokens": completion.tokens,
         })
-    return write_stage_outputs(rows, QUESTIONS, out, stats)
-
-
-def import_shard(*, generator: str, shard: str, first_index: int, count: int, questions_file: str | Path,
-                 field: str, seed: int, out: str | Path) -> ShardStats:
-    """Take this shard's questions from a JSONL file instead of a model (empty ones are dropped).
-    Raises InputFileError on a bad line, or when the file ends before the shard does."""
-    source = f"file:{Path(questions_file).name}"
-    stats = ShardStats("generate", generator, shard, seed, {"generator": source})
-    rows = []
-    read = 0
-    for index, question in read_questions(questions_file, field, first_index, first_index + count):
-        read += 1
-        if not question.strip():
-            stats.questions.drop("empty")
-            continue
-        stats.questions.keep()
-        rows.append({"id": question_id(generator, shard, index), "generator": generator, "shard": int(shard),
-                     "question": question.strip(), "question_model": source, "question_seed": seed, "difficulty": None, "gen_tokens": 0})
-    if read < count:
-        raise InputFileError(f"{questions_file}: holds {first_index + read} questions, but generator "
-                             f"'{generator}' asks for at least {first_index + count}")
     return write_stage_outputs(rows, QUESTIONS, out, stats)

@@ -7,17 +7,13 @@ from typing import Any, Mapping, Sequence
 
 from ..engines import Sampling, open_chat
 from ..models import ModelSpec
+from ..normalize import normalize_question
 from ..prompts import REWRITE_PROMPTS
 from ..records import PAIRS, QUESTIONS, read_shard
 from ..rewrite import extract_rewrite
-from ..stats import ShardStats, drop_summary, stats_path, summed_funnel
+from ..stats import ShardStats
 from .filter import judge_solvability
-from ..normalize import normalize_question
 from .shard_io import write_stage_outputs
-
-
-class TooFewPairsError(RuntimeError):
-    """Not enough valid preference pairs to train on; the message says why the rest dropped."""
 
 
 def rewrite_drop_reason(rewrite: str | None, raw: str) -> str | None:
@@ -79,14 +75,3 @@ def build_pairs(*, generator: str, samples_path: str | Path, optimizer: ModelSpe
               "optimizer_model": optimizer.describe(), "optimizer_reply": replies[i]} for i in survivors]
     return write_stage_outputs(pairs, PAIRS, out, stats)
 
-
-def check_enough_pairs(pairs_path: str | Path, min_pairs: int) -> int:
-    """The number of pairs, or TooFewPairsError saying how many were found and why the rest
-    of the sampled questions were dropped."""
-    funnel = summed_funnel([stats_path(pairs_path)])
-    if funnel.kept >= min_pairs:
-        return funnel.kept
-    raise TooFewPairsError(
-        f"{pairs_path}: {funnel.kept} valid preference pairs from {funnel.total} sampled questions, fewer than "
-        f"qpo.min_pairs = {min_pairs}. Dropped: {drop_summary(funnel)}. Check the optimizer's replies (optimizer_reply in "
-        "the pairs shard, or the answer cache) or sample more questions (qpo.samples).")

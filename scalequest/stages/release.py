@@ -20,8 +20,8 @@ from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, s
 from ..records import BEST, RELEASE, read_shard
 from ..stats import Funnel, StatsError
 from .decontaminate import MATCHES
-from .difficulty import check_sampled_with, difficulty_summary
 from .dedup import read_duplicates
+from .sample import check_sampled_with, difficulty_summary
 
 
 def contamination_reason(benchmark: str) -> str:
@@ -75,9 +75,10 @@ def write_parquet_files(table: pa.Table, data_dir: str | Path, rows_per_file: in
 
 def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Sequence[str | Path]],
             duplicates_path: str | Path, contamination_paths: Sequence[str | Path],
-            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], seed: int, rows_per_file: int, name: str,
-            settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path, funnel_path: str | Path,
-            contamination_out: str | Path, difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], seed: int,
+            rows_per_file: int, name: str, settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path,
+            funnel_path: str | Path, contamination_out: str | Path,
+            difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the release; returns the funnel written to `funnel_path`. Without `benchmarks_path`
     (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
     the optional benchmarks left out because their file was not there. `difficulty` (when scoring is on)

@@ -52,10 +52,10 @@ def respond_shard(*, generator: str, shard: str, questions_path: str | Path, mod
 def respond_job(*, generator: str, shard: str, questions_path: str | Path | None, sample: Mapping[str, Any] | None,
                 model: ModelSpec, n: int, sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
     """One respond job: with `sample` (difficulty sampling on: the keywords of
-    stages.difficulty.sample_shard but the shard's ids), first draw the shard's questions from its
+    stages.sample.sample_shard but the shard's ids), first draw the shard's questions from its
     scored ones and write the sample shard; then answer them."""
     if sample is not None:
-        from .difficulty import sample_shard
+        from .sample import sample_shard
 
         sample_shard(generator=generator, shard=shard, **sample)
         questions_path = sample["out"]

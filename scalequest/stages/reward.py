@@ -15,7 +15,8 @@ def reward_shard(*, generator: str, shard: str, responses_path: str | Path, mode
                  out: str | Path) -> ShardStats:
     """Score all responses of the shard; nothing is dropped here."""
     rows = read_shard(responses_path, RESPONSES).to_pylist()
-    stats = ShardStats("reward", generator, shard, seed, {"reward": model.describe()}, responses=Funnel(unit="response"))
+    stats = ShardStats("reward", generator, shard, seed, {"reward": model.describe()},
+                       responses=Funnel(unit="response"))
     conversations = [reward_messages(row["question"], response) for row in rows for response in row["responses"]]
     scores: list[float] = []
     if conversations:

@@ -10,7 +10,7 @@ from ..atomic import atomic_path
 from ..normalize import normalize_question
 from .corpus import LM_PROBLEMS, Problem, make_problems
 
-HELDOUT_QUESTIONS = 500  # benchmark items (MATH-500's size), solvable ASCII problems as a math test set has
+HELDOUT_QUESTIONS = 1000  # benchmark items, solvable ASCII problems as a math test set has
 PLANTED_QUESTIONS = 4  # of them, added to the seed questions (what the generators are trained on)
 
 

@@ -7,9 +7,8 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from ..progress import progress
-
 from ..atomic import atomic_dir
+from ..progress import progress
 from ..prompts import PROMPT_STYLES, REWRITE_PROMPTS, response_messages, reward_messages, solvability_messages
 from .corpus import LM_PROBLEMS, Problem, judge_reply, make_problems, rewrite_reply, solution_reply
 
@@ -54,9 +53,12 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048):
 
 def lm_examples(problems: Sequence[Problem], tokenizer, rng: random.Random) -> list[tuple[str, str]]:
     """(prompt, completion) pairs: questions after each generator style's user-turn prefix,
-    judge turns, solution turns and (for some problems) QPO optimizer turns. Questions are repeated so that, given a bare user turn,
-    the model mostly writes a question rather than one of the solver's instructions."""
-    chat = lambda messages: tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    judge turns, solution turns and (for some problems) QPO optimizer turns. Questions are repeated so that,
+    given a bare user turn, the model mostly writes a question rather than one of the solver's instructions."""
+
+    def chat(messages):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
     examples = []
     for problem in problems:
         for style in PROMPT_STYLES.values():
@@ -67,7 +69,8 @@ def lm_examples(problems: Sequence[Problem], tokenizer, rng: random.Random) -> l
             examples.append((chat(response_messages(problem.question)), solution_reply(problem, rng)[0] + IM_END))
         if rng.random() < 0.25:
             prompt = rng.choice(sorted(REWRITE_PROMPTS))
-            examples.append((chat(REWRITE_PROMPTS[prompt].messages(problem.question)), rewrite_reply(prompt, rng) + IM_END))
+            examples.append((chat(REWRITE_PROMPTS[prompt].messages(problem.question)),
+                             rewrite_reply(prompt, rng) + IM_END))
     rng.shuffle(examples)
     return examples
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..prompts import PROMPT_STYLES
+from ..records import PAIRS, read_shard
 from .arguments import first_and_last, trl_kwargs
 from .distributed import init_distributed
 from .job import TrainJob
-from ..records import PAIRS, read_shard
 from .qft import split_held_out
 
 
@@ -26,12 +26,16 @@ def train_dpo(job: TrainJob) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    train, held_out = split_held_out(read_shard(job.data, PAIRS).select(["chosen", "rejected"]).to_pylist(), job.hyper["eval_fraction"], job.seed)
+    train, held_out = split_held_out(read_shard(job.data, PAIRS).select(["chosen", "rejected"]).to_pylist(),
+                                     job.hyper["eval_fraction"], job.seed)
     args = DPOConfig(beta=job.hyper["beta"], loss_type=[job.hyper["loss_type"]],
                      **trl_kwargs(job, evaluate=bool(held_out)))
     init_distributed(job)
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
-    rows = lambda pairs: Dataset.from_list(preference_rows(pairs, job.prompt_style, tokenizer.eos_token))
+
+    def rows(pairs):
+        return Dataset.from_list(preference_rows(pairs, job.prompt_style, tokenizer.eos_token))
+
     trainer = DPOTrainer(model=job.base_model, ref_model=None, args=args, processing_class=tokenizer,
                          train_dataset=rows(train), eval_dataset=rows(held_out) if held_out else None)
     result = trainer.train()

@@ -9,6 +9,8 @@ from typing import Any
 from ..atomic import write_json_atomic
 
 DEEPSPEED_DIR = Path(__file__).with_name("deepspeed")
+# What rank 0 writes beside the saved model (the worker), read by the launcher and the release.
+METRICS_FILE = "training_metrics.json"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import atomic_dir
-from .job import TrainJob
-from .worker import METRICS_FILE
+from .job import METRICS_FILE, TrainJob
 
 WORKER = "scalequest.training.worker"
 
@@ -37,6 +36,9 @@ class Launch:
         return max(1, torch.cuda.device_count())
 
 
+DEFAULT_LAUNCH = Launch()
+
+
 def _slurm(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
@@ -44,7 +46,8 @@ def _slurm(*command: str) -> str:
 def _slurm_head_address() -> str:
     """The address of this Slurm job's first node: the rendezvous point every node can reach.
     Asked of Slurm, since the jobstep plugin hides SLURM_JOB_NODELIST from the rule."""
-    nodelist = os.environ.get("SLURM_JOB_NODELIST") or _slurm("squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N")
+    nodelist = (os.environ.get("SLURM_JOB_NODELIST")
+                or _slurm("squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N"))
     head = _slurm("scontrol", "show", "hostnames", nodelist).split()[0]
     found = re.search(r"\bNodeAddr=(\S+)", _slurm("scontrol", "show", "node", head, "-o"))
     return found.group(1) if found else head
@@ -69,7 +72,7 @@ def launch_command(launch: Launch, job: TrainJob, job_file: str | Path) -> list[
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *worker]
 
 
-def train(job: TrainJob, out: str | Path, launch: Launch = Launch()) -> dict:
+def train(job: TrainJob, out: str | Path, launch: Launch = DEFAULT_LAUNCH) -> dict:
     """Run `job` and move its model into `out` only if every rank succeeded; returns the metrics."""
     with atomic_dir(out) as tmp:
         job = replace(job, output_dir=str(tmp))

@@ -46,7 +46,8 @@ def train_qft(job: TrainJob) -> dict[str, Any]:
     trainer = SFTTrainer(
         model=job.base_model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(question_rows(train, job.prompt_style, tokenizer.eos_token)),
-        eval_dataset=Dataset.from_list(question_rows(held_out, job.prompt_style, tokenizer.eos_token)) if held_out else None,
+        eval_dataset=(Dataset.from_list(question_rows(held_out, job.prompt_style, tokenizer.eos_token))
+                      if held_out else None),
     )
     result = trainer.train()
     before, after = first_and_last(trainer.state.log_history, "eval_loss")

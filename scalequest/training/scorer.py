@@ -16,7 +16,8 @@ def read_labels(paths: Sequence[str]) -> list[dict[str, Any]]:
     return [row for path in paths for row in read_shard(path, LABELS).select(["question", "fail_rate"]).to_pylist()]
 
 
-def regression_metrics(predictions: Sequence[float], labels: Sequence[float], train_mean: float) -> dict[str, float | None]:
+def regression_metrics(predictions: Sequence[float], labels: Sequence[float],
+                       train_mean: float) -> dict[str, float | None]:
     """Held-out MSE of the scorer and of the mean predictor (the train labels' mean), and the
     Pearson correlation (None when either side is constant)."""
     import numpy as np
@@ -34,8 +35,14 @@ def train_scorer(job: TrainJob) -> dict[str, Any]:
     `job.data`; returns metrics (held-out MSE before/after, against the mean predictor, Pearson r,
     questions cut to `max_length`). Rank 0 saves model and tokenizer to `job.output_dir`."""
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     rows = read_labels(job.data)
     train, held_out = split_held_out(rows, job.hyper["eval_fraction"], job.seed)

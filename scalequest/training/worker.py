@@ -9,9 +9,7 @@ from pathlib import Path
 
 from ..atomic import write_json_atomic
 from .distributed import finish_distributed
-from .job import TrainJob
-
-METRICS_FILE = "training_metrics.json"
+from .job import METRICS_FILE, TrainJob
 
 
 def run(job: TrainJob) -> dict:
