@@ -32,7 +32,7 @@ demo: install
 	@echo "Report:  results/tiny/report.html"
 
 demo-vllm: install
-	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny.yaml presets/tiny-vllm.yaml
+	$(RUN) $(BIN)/snakemake --profile profiles/local --configfile presets/tiny-vllm.yaml
 
 plan: install
 	$(RUN) $(BIN)/snakemake plan --cores 1 --forcerun plan

@@ -12,6 +12,13 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# A preset (profiles/local: presets/tiny.smk names presets/tiny.yaml) goes over config.yaml and under
+# the command line's --configfile and --config.
+if globals().get("PRESET"):
+
+    configfile: PRESET
+
+
 report: "report/workflow.rst"
 
 
@@ -34,14 +41,15 @@ include: "rules/report.smk"
 include: "rules/plan.smk"
 
 
-# Every shard is a target too: Snakemake does not re-make a deleted intermediate file while the
-# files made from it are up to date, so deleting any shard re-runs that shard and its dependents.
+# Every shard and its sidecar is a target too: Snakemake does not re-make a deleted intermediate file
+# while the files made from it are up to date, so deleting either re-runs that shard and its dependents.
 rule all:
     default_target: True
     input:
         rules.release.output,
         rules.report_files.output,
         [all_shard_files(stage) for stage in STAGES],
+        [all_stats_files(stage) for stage in STAGES],
 
 
 # A job that runs in a GPU environment but whose rule is not declared in scalequest/gpu_jobs.py would

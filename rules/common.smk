@@ -24,7 +24,8 @@ STAGES = shard_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in dat
 
 # Jobs import the package from this checkout, also inside per-rule conda envs. (Set here, not
 # required from the user, so it is no `envvars:` entry.)
-os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
+CHECKOUT = os.path.dirname(workflow.current_basedir)  # rules/.. (the main Snakefile may be presets/tiny.smk)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [CHECKOUT, os.environ.get("PYTHONPATH")])))
 # Jobs read models and datasets from the cache the prefetch rule filled (compute nodes are often
 # offline); a variable set in the environment wins.
 for _name, _value in OFFLINE_ENV.items():

@@ -1,11 +1,22 @@
 # Stage 2, QPO: sample questions from the QFT model, rewrite them with the optimizer into
 # preference pairs, and train DPO on them (reference = the QFT model).
+import sys
+
+from scalequest.api_check import api_warnings
+from scalequest.models import ModelSpec
+
 QPO_DIR = f"{RESULTS}/train/qpo/{{gen}}"
 
 
 OPTIMIZER = config["qpo"]["optimizer"]["model"]
 API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
 OPTIMIZER_CHECK = f"{RESULTS}/train/qpo/optimizer_check.json"
+
+
+# A dry run says what will stop the real run at check_optimizer (no key, an endpoint that does not answer).
+if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER and not os.path.exists(OPTIMIZER_CHECK):
+    for _warning in api_warnings(ModelSpec.from_config(config, OPTIMIZER)):
+        print(f"Warning: {_warning}; the run will stop at rule check_optimizer, before any job.", file=sys.stderr)
 
 
 if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER:

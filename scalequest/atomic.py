@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @contextmanager
@@ -40,6 +40,17 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def remove_stale_temporaries(outputs: Iterable[str | Path]) -> list[Path]:
+    """Remove what atomic_path/atomic_dir left beside `outputs` when a job writing them was killed
+    (`.<name>.*.tmp`), and return it. A job calls this when it starts: no other job writes its outputs."""
+    removed = []
+    for output in map(Path, outputs):
+        for stale in sorted(output.parent.glob(f".{output.name}.*.tmp")):
+            shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+            removed.append(stale)
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

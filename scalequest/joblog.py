@@ -7,7 +7,9 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+from .atomic import remove_stale_temporaries
 
 # Rehearsing failures: rules named here (comma-separated) fail on their first try, and run
 # normally when retried (a marker beside the job's log remembers the first try).
@@ -15,10 +17,11 @@ FAIL_ONCE_ENV = "SCALEQUEST_FAIL_ONCE"
 
 
 @contextmanager
-def job_log(path: str | Path | None, rule: str | None = None) -> Iterator[None]:
+def job_log(path: str | Path | None, rule: str | None = None, outputs: Iterable[str | Path] = ()) -> Iterator[None]:
     """Send stdout and stderr of this process, including C-level output (vLLM, torch), to the
-    job's log file, which starts with where the job ran; a failure's traceback is written there
-    too and raised again."""
+    job's log file, which starts with where the job ran; the temporary files an interrupted try
+    left beside the job's `outputs` are removed (and listed); a failure's traceback is written
+    there too and raised again."""
     if not path:
         yield
         return
@@ -31,6 +34,8 @@ def job_log(path: str | Path | None, rule: str | None = None) -> Iterator[None]:
         os.dup2(log.fileno(), 2)
         try:
             print(where_it_runs(rule), flush=True)
+            for stale in remove_stale_temporaries(outputs):
+                print(f"removed {stale}, left by an interrupted try of this job", flush=True)
             fail_once_if_asked(rule, path)
             yield
         except BaseException:

@@ -5,11 +5,13 @@ stage name in the file's metadata, so a shard describes itself.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
@@ -143,8 +145,35 @@ def write_shard(table: pa.Table, layout: StageSchema, path: str | Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+OWNER_COLUMNS = ("id", "generator", "shard")
+_SHARD_FILE = re.compile(r"\d+")
+
+
+def check_owner(table: pa.Table, path: str | Path) -> None:
+    """Raise ShardFormatError unless every row of a shard file `<generator>/<shard>.parquet` belongs
+    there (its generator, shard and id prefix) and no id repeats: a shard copied over another must
+    not pass for it."""
+    path = Path(path)
+    generator, shard = path.parent.name, path.name.removesuffix(".parquet")
+    if not _SHARD_FILE.fullmatch(shard) or not set(OWNER_COLUMNS) <= set(table.column_names):
+        return
+    prefix = f"{generator}-{shard}-"
+    ids = table.column("id")
+    strangers = pc.invert(pc.and_(pc.and_(pc.equal(table.column("generator"), generator),
+                                          pc.equal(table.column("shard"), int(shard))),
+                                  pc.starts_with(ids, prefix)))
+    if pc.any(strangers).as_py():
+        row = table.filter(strangers).slice(0, 1).to_pylist()[0]
+        raise ShardFormatError(f"{path}: holds rows of generator {row['generator']}, shard {row['shard']} (e.g. id "
+                               f"{row['id']}), not of {generator}/{shard}: a shard copied or moved from elsewhere. "
+                               "Delete it, and run again to make it anew.")
+    if pc.count_distinct(ids).as_py() != len(ids):
+        raise ShardFormatError(f"{path}: some ids appear in more than one row; delete the shard to make it anew")
+
+
 def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
-    """Read a stage shard and check that it is one (stage name and columns)."""
+    """Read a stage shard and check that it is one (stage name and columns) and that its rows are
+    its own (check_owner)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as err:
@@ -155,19 +184,23 @@ def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
     if not table.schema.equals(layout.schema, check_metadata=False):
         raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' "
                                f"schema {layout.columns}")
+    check_owner(table, path)
     return table
 
 
 def read_columns(path: str | Path, stage: str, columns: Sequence[str]) -> pa.Table:
-    """Some columns of a shard, after checking the file's stage (cheap: Parquet reads only those)."""
+    """Some columns of a shard, after checking the file's stage and that its rows are its own
+    (cheap: Parquet reads only those and the owner columns)."""
     try:
-        table = pq.read_table(path, columns=list(columns))
+        owners = [name for name in OWNER_COLUMNS if name in pq.read_schema(path).names and name not in columns]
+        table = pq.read_table(path, columns=[*columns, *owners])
     except (OSError, pa.ArrowInvalid, KeyError) as err:
         raise ShardFormatError(f"{path}: cannot read columns {list(columns)} ({err})") from err
     found = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
     if found != stage:
         raise ShardFormatError(f"{path}: holds stage '{found or 'unknown'}', expected '{stage}'")
-    return table
+    check_owner(table, path)
+    return table.select(list(columns))
 
 
 def read_any_shard(path: str | Path, layouts: Iterable[StageSchema]) -> tuple[pa.Table, StageSchema]:

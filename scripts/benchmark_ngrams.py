@@ -4,6 +4,6 @@ if __name__ == "__main__":
     from scalequest.stages.decontaminate import index_benchmarks
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         index_benchmarks(benchmarks=sm.params.benchmarks, ngram=sm.params.ngram, items_out=sm.output.benchmark_items,
                          index_out=sm.output.index, summary_out=sm.output.summary)

@@ -4,5 +4,5 @@ if __name__ == "__main__":
     from scalequest.tiny.benchmark import write_tiny_benchmark
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         write_tiny_benchmark(sm.output.heldout, sm.output.planted, seed=sm.params.seed, lm_seed=sm.params.lm_seed)

@@ -3,5 +3,5 @@ if __name__ == "__main__":
     from scalequest.joblog import job_log
     from scalequest.tiny.build import build_tiny_reward
 
-    with job_log(snakemake.log[0], snakemake.rule):  # noqa: F821
+    with job_log(snakemake.log[0], snakemake.rule, snakemake.output):  # noqa: F821
         build_tiny_reward(snakemake.input.lm, snakemake.output[0], seed=snakemake.params.seed)  # noqa: F821

@@ -6,7 +6,7 @@ if __name__ == "__main__":
     from scalequest.models import ModelSpec
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         optimizer = ModelSpec.from_entry(**sm.params.optimizer)
         check_endpoint(optimizer)
         write_json_atomic(sm.output[0], {"model": optimizer.key, "serves": optimizer.describe()})

@@ -5,6 +5,6 @@ if __name__ == "__main__":
     from scalequest.stages.difficulty import score_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         score_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
                     scorer=ModelSpec.from_entry(**sm.params.scorer), seed=sm.params.seed, out=sm.output.shard)

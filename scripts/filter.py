@@ -5,7 +5,7 @@ if __name__ == "__main__":
     from scalequest.stages.filter import filter_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         filter_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
                      language=sm.params.language,
                      judge=ModelSpec.from_entry(**sm.params.judge) if sm.params.judge else None,

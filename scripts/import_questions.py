@@ -4,7 +4,7 @@ if __name__ == "__main__":
     from scalequest.stages.import_questions import import_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         import_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, first_index=sm.params.first_index,
                      count=sm.params.questions, questions_file=sm.input.questions_file, field=sm.params.field,
                      seed=sm.params.seed, out=sm.output.shard)

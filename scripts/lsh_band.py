@@ -4,5 +4,5 @@ if __name__ == "__main__":
     from scalequest.stages.dedup import lsh_band
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         lsh_band(minhash_paths=list(sm.input.minhash), band=int(sm.wildcards.band), out=sm.output.edges)

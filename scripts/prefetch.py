@@ -4,5 +4,5 @@ if __name__ == "__main__":
     from scalequest.prefetch import prefetch
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         prefetch(sm.params.hub, sm.output[0])

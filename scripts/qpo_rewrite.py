@@ -5,7 +5,7 @@ if __name__ == "__main__":
     from scalequest.stages.qpo import build_pairs
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         build_pairs(generator=sm.wildcards.gen, samples_path=sm.input.samples,
                     optimizer=ModelSpec.from_entry(**sm.params.optimizer), prompts=sm.params.prompts,
                     sampling=sm.params.sampling,

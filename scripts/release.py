@@ -5,7 +5,7 @@ if __name__ == "__main__":
     from scalequest.stages.release import release
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         release(best_paths=list(sm.input.best),
                 stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in sm.params.stages},
                 duplicates_path=sm.input.duplicates, contamination_paths=list(sm.input.get("contamination", [])),

@@ -6,7 +6,7 @@ if __name__ == "__main__":
     from scalequest.stages.reward import reward_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         reward_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, responses_path=sm.input.responses,
                      model=ModelSpec.from_entry(**sm.params.model), seed=sm.params.seed, out=sm.output.shard)
         best_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, scored_path=sm.output.shard,

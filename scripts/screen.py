@@ -4,7 +4,7 @@ if __name__ == "__main__":
     from scalequest.stages.screen import screen_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         screen_shard(best_path=sm.input.best, minhash_out=sm.output.minhash, ngram=sm.params.ngram,
                      num_perm=sm.params.num_perm, bands=sm.params.bands, seed=sm.params.seed,
                      decontamination=sm.params.decontamination, items_path=sm.input.get("benchmark_items"),

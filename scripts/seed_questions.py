@@ -4,6 +4,6 @@ if __name__ == "__main__":
     from scalequest.seeds import collect_seed_questions
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         collect_seed_questions(sources=sm.params.sources, max_questions=sm.params.max_questions,
                                seed=sm.params.seed, out=sm.output.questions, stats_out=sm.output.stats)

@@ -8,7 +8,7 @@ if __name__ == "__main__":
     from scalequest.training.launcher import Launch, train
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule):
+    with job_log(sm.log[0], sm.rule, sm.output):
         base = ModelSpec.from_entry(**sm.params.model)
         data = sm.input.data if isinstance(sm.input.data, str) else list(sm.input.data)
         check_enough_data(sm.params.kind, data, sm.params.min_examples)

@@ -44,6 +44,13 @@ def user_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def copy_run(source: Path, dest: Path) -> Path:
+    """A copy of a finished workflow folder (results and .snakemake metadata, modification times kept,
+    so nothing looks newer than it is), without the environment a fresh clone's `make demo` installed."""
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".cache"))
+    return dest
+
+
 def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True,
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the real snakemake CLI in `workdir` with this interpreter's environment (user_env by default)."""

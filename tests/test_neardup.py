@@ -1,6 +1,7 @@
 """Exact and near-duplicate removal: tokens and n-grams, MinHash, the per-band LSH join and the
 row kept of each group."""
 import random
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -10,7 +11,7 @@ from scalequest.minhash import MinHasher, lsh_rows
 from scalequest.neardup import best_of_groups, bucket_pairs, connected_components, exact_keys, pair_jaccard, rank_rows
 from scalequest.ngrams import ngram_hashes, ngram_sets, tokenize
 from scalequest.records import BEST, to_table, write_shard
-from scalequest.stages.dedup import find_duplicates, lsh_band, minhash_shard
+from scalequest.stages.dedup import DuplicateIdError, find_duplicates, lsh_band, minhash_shard
 from scalequest.synthetic import planted_question_set
 
 SETTINGS = {"ngram": 3, "num_perm": 120, "bands": 20, "threshold": 0.8}  # the config defaults
@@ -136,6 +137,16 @@ def test_planted_near_duplicates_are_removed_and_distinct_questions_kept(tmp_pat
     assert precision >= 0.99 and recall >= 0.95
     copied = set(planted.near_duplicate_of) | set(planted.near_duplicate_of.values())
     assert not dropped - copied  # no distinct question is dropped
+    assert all(dropped_row != kept for dropped_row, kept, _ in found)  # never drops the row it keeps in its place
+
+
+def test_an_id_in_two_shards_is_an_error_not_a_duplicate(tmp_path):
+    best_paths, _ = write_best_shards(tmp_path, ["What is 1 + 1?", "What is 2 + 2?"], [0.1, 0.2], shards=1)
+    minhash_shard(best_path=best_paths[0], out=tmp_path / "m.parquet", ngram=3, num_perm=120, bands=20, seed=11)
+    shutil.copy(tmp_path / "m.parquet", tmp_path / "m-copy.parquet")
+    with pytest.raises(DuplicateIdError, match="ids that appear in more than one minhash shard: g-00000-0, g-00000-1"):
+        find_duplicates(minhash_paths=[tmp_path / "m.parquet", tmp_path / "m-copy.parquet"], band_paths=[],
+                        threshold=0.8, out=tmp_path / "duplicates.parquet")
 
 
 def test_sharding_does_not_change_the_result(tmp_path):

@@ -1,5 +1,6 @@
 """Shard schemas, stats sidecars and atomic writes."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from scalequest.atomic import atomic_path
-from scalequest.records import BEST, QUESTIONS, SOLVABLE, ShardFormatError, read_shard, to_table, write_shard
+from scalequest.records import (
+    BEST,
+    QUESTIONS,
+    SOLVABLE,
+    ShardFormatError,
+    read_columns,
+    read_shard,
+    to_table,
+    write_shard,
+)
 from scalequest.stages.shard_io import write_stage_outputs
 from scalequest.stats import Funnel, ShardStats, StatsError, read_stats, stats_path
 
@@ -33,6 +43,23 @@ def test_reading_a_shard_of_another_stage_names_the_file(tmp_path):
     write_shard(to_table([question_row(gen_tokens=5)], QUESTIONS), QUESTIONS, path)
     with pytest.raises(ShardFormatError, match=f"{path}: holds stage 'generate', expected 'filter'"):
         read_shard(path, SOLVABLE)
+
+
+def test_a_shard_copied_over_another_is_refused_naming_the_file(tmp_path):
+    own, copy = tmp_path / "g" / "00000.parquet", tmp_path / "g" / "00001.parquet"
+    write_shard(to_table([question_row(i, gen_tokens=5) for i in range(3)], QUESTIONS), QUESTIONS, own)
+    shutil.copy(own, copy)
+    assert read_shard(own, QUESTIONS).num_rows == 3
+    message = rf"{copy}: holds rows of generator g, shard 0 \(e.g. id g-00000-0\), not of g/00001.*Delete it"
+    with pytest.raises(ShardFormatError, match=message):
+        read_shard(copy, QUESTIONS)
+    with pytest.raises(ShardFormatError, match=message):
+        read_columns(copy, "generate", ["question"])
+    repeated = tmp_path / "g" / "00002.parquet"
+    rows = [question_row(0, gen_tokens=5, shard=2, id="g-00002-0") for _ in range(2)]
+    write_shard(to_table(rows, QUESTIONS), QUESTIONS, repeated)
+    with pytest.raises(ShardFormatError, match="some ids appear in more than one row"):
+        read_shard(repeated, QUESTIONS)
 
 
 def test_corrupt_shard_is_a_clear_error(tmp_path):
@@ -103,6 +130,16 @@ def test_killed_writer_never_leaves_a_final_file(tmp_path):
     assert result.returncode == -signal.SIGKILL
     assert not final.exists()
     assert all(p.name.startswith(".shard.parquet.") for p in tmp_path.iterdir())
+    # The job's next try removes what the killed one left, and says so in its log.
+    (tmp_path / ".model.abc123.tmp").mkdir()
+    (tmp_path / ".other.parquet.x.tmp").touch()  # not this job's
+    log = tmp_path / "job.log"
+    rerun = "from scalequest.joblog import job_log\n" \
+            f"with job_log({str(log)!r}, 'generate', [{str(final)!r}, {str(tmp_path / 'model')!r}]): pass"
+    subprocess.run([sys.executable, "-c", rerun], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.parquet.x.tmp", "job.log"]
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3 and all(line.endswith(", left by an interrupted try of this job") for line in lines[1:])
 
 
 def test_funnel_counts():

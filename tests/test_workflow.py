@@ -1,7 +1,6 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
 import re
-import shutil
 from collections import defaultdict
 
 import pyarrow.parquet as pq
@@ -12,6 +11,7 @@ from datasets import load_dataset
 from conftest import (
     SHARED_DATA,
     SHARED_DATA_ENV,
+    copy_run,
     copy_workflow,
     job_counts,
     release_bytes,
@@ -126,8 +126,7 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
 def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
     """With SCALEQUEST_SHARED_DATA pointing at the five test sets, the demo screens against them too:
     only the benchmark index, the screens and what follows them run again."""
-    workdir = tmp_path / "wf"
-    shutil.copytree(hf_run, workdir, symlinks=True)
+    workdir = copy_run(hf_run, tmp_path / "wf")
     env = user_env(**{SHARED_DATA_ENV: str(SHARED_DATA)})
     plan = job_counts(run_snakemake(workdir, *LOCAL, "-n", env=env).stdout)
     assert {"benchmark_ngrams", "screen", "release"} <= set(plan) and not {"generate", "respond", "qft"} & set(plan)
@@ -259,6 +258,16 @@ def test_questions_file_generator_plans_import_jobs(tmp_path):
     assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
 
 
+def test_a_deleted_sidecar_is_made_again(hf_run, tmp_path):
+    workdir = copy_run(hf_run, tmp_path / "wf")
+    (workdir / "results/tiny/filter/qwen2-math/00000.stats.json").unlink()
+    plan = run_snakemake(workdir, *LOCAL, "-n")
+    counts = job_counts(plan.stdout)
+    assert counts["filter"] == counts["respond"] == 1 and "generate" not in counts
+    assert {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")} == {
+        "wildcards: gen=qwen2-math, shard=00000"}
+
+
 def planned_resources(dry_run_output: str, rule: str) -> list[dict[str, str]]:
     """The `resources:` of every planned job of `rule` in a dry run's output, with its wildcards."""
     jobs = []
@@ -296,3 +305,14 @@ def test_a_gpu_rule_missing_from_the_registry_stops_the_workflow(tmp_path):
     assert result.returncode != 0
     assert ("rules rerank run in a GPU environment but are not declared in scalequest/gpu_jobs.py"
             in result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize("override", [("--configfile", "my.yaml"), ("--config", "results=results/mine")])
+def test_a_setting_of_yours_changes_the_demo_and_keeps_its_preset(tmp_path, override):
+    """`snakemake --profile profiles/local --configfile my.yaml` (or --config) is the tiny demo with
+    that setting, not the full-scale run."""
+    workdir = copy_workflow(tmp_path / "mine")
+    (workdir / "my.yaml").write_text("respond: {n: 2}\n")
+    demo = job_counts(run_snakemake(workdir, *LOCAL, "-n", timeout=120).stdout)
+    mine = run_snakemake(workdir, *LOCAL, "-n", *override, timeout=120).stdout
+    assert job_counts(mine) == demo and demo["generate"] == 4 and "prefetch" not in demo

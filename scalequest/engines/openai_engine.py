@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from openai import APIConnectionError, APIStatusError, APITimeoutError, OpenAI
 
+from ..api_check import missing_key_message
 from ..models import ModelSpec
 from ..progress import progress
 from .answer_cache import AnswerCache
@@ -31,11 +32,10 @@ class EndpointError(RuntimeError):
 
 
 def _api_key(spec: ModelSpec) -> str:
-    key = os.environ.get(spec.api_key_env, "").strip()
-    if not key:
-        raise EndpointError(f"model '{spec.key}': the environment variable {spec.api_key_env}, which holds its "
-                            f"API key, is not set or empty (for a server without a key, set any value)")
-    return key
+    missing = missing_key_message(spec)
+    if missing:
+        raise EndpointError(missing)
+    return os.environ[spec.api_key_env].strip()
 
 
 def _client(spec: ModelSpec, key: str, timeout: float) -> OpenAI:

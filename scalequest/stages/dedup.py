@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
@@ -95,6 +96,8 @@ def find_duplicates(*, minhash_paths: Sequence[str | Path], band_paths: Sequence
     shards = [read_columns(path, "minhash", ["id", "score", "exact_key"]) for path in minhash_paths]
     offsets = np.cumsum([0] + [shard.num_rows for shard in shards])
     ids = _column(shards, "id")
+    if pc.count_distinct(ids).as_py() != len(ids):  # one question in two shards: not a duplicate, an error
+        raise DuplicateIdError(f"ids that appear in more than one minhash shard: {_repeated(ids)}")
     rank = rank_rows(ids, _column(shards, "score"))
     survivor = best_of_groups(_column(shards, "exact_key"), rank)
     exact = np.flatnonzero(survivor != np.arange(len(ids)))
@@ -115,8 +118,20 @@ def find_duplicates(*, minhash_paths: Sequence[str | Path], band_paths: Sequence
         "kept_id": ids.take(pa.array(np.concatenate((survivor[exact], rows[best[near]])), pa.int64())),
         "similarity": np.concatenate((np.ones(len(exact)), similarity)),
     }, schema=DUPLICATES_SCHEMA).sort_by("id")
+    if pc.any(pc.equal(table.column("id"), table.column("kept_id"))).as_py():
+        raise AssertionError("dedup would drop a row it keeps (id == kept_id)")
     _write_table(table, out, "dedup", len(ids))
     return table
+
+
+class DuplicateIdError(ValueError):
+    """One id in several rows: rows copied between shards, not duplicate questions."""
+
+
+def _repeated(ids: pa.Array, shown: int = 5) -> str:
+    counts = pc.value_counts(ids)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist()
+    return ", ".join(repeated[:shown]) + (f" and {len(repeated) - shown} more" if len(repeated) > shown else "")
 
 
 def _candidate_pairs(band_paths: Sequence[str | Path], survivor: np.ndarray) -> np.ndarray:
