@@ -85,7 +85,7 @@ def fresh_clone_demo(tmp_path_factory) -> subprocess.CompletedProcess:
     top = tmp_path_factory.mktemp("user")
     assert not (top / "shared").exists()
     clone = fresh_clone(top / "scalequest")
-    result = subprocess.run(["make", "demo"], cwd=clone, text=True, capture_output=True, timeout=1500,
+    result = subprocess.run(["make", "demo"], cwd=clone, text=True, capture_output=True, timeout=2700,
                             env={key: value for key, value in user_env().items() if key != "VIRTUAL_ENV"})
     result.args = clone
     return result

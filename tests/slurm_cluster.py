@@ -14,6 +14,11 @@ From pytest::
         subprocess.run(["snakemake", "--executor", "slurm", "--jobs", "4",
                         *cluster.snakemake_args()], env=cluster.env, timeout=300)
 
+A job that asks for N GPUs (N <= gpus_per_node) gets CUDA_VISIBLE_DEVICES=0,...,N-1 (any count:
+one character device and one gres.conf line per GPU). To steer a workflow's jobs, cluster.jobs()
+lists squeue's jobs (state, and the Snakemake rule from the plugin's --comment), and suspend(),
+resume(), cancel() and wait_until_no_jobs_run() act on them.
+
 By hand (stays up until stopped; `stop` works from any later shell)::
 
     python tests/slurm_cluster.py start --root /tmp/slurm [--nodes 2] [--gpus-per-node N] [--accounting]
@@ -108,6 +113,15 @@ def _start_time(pid: int) -> int | None:
     return None if fields[0] in "ZX" else int(fields[19])
 
 
+def _stopped(pid: int) -> bool:
+    """Whether a process is stopped by a signal (state T or t), or gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in "TtZX"
+
+
 def _alive(record: Sequence[int]) -> bool:
     pid, started = record
     return _start_time(pid) == started
@@ -190,6 +204,32 @@ class Partition:
         return cls(name, max_time or "INFINITE")
 
 
+# Job states after which a job holds nothing and runs nothing (squeue -t all lists them for MinJobAge).
+ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                          "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"})
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """One line of squeue: id, state (RUNNING, SUSPENDED, COMPLETED...), name and comment."""
+    id: str
+    state: str
+    name: str
+    comment: str
+
+    @property
+    def rule(self) -> str | None:
+        """The Snakemake rule, from the comment the Slurm executor plugin gives each job
+        (`rule_<rule>` or `rule_<rule>_wildcards_<values>`); None for other jobs."""
+        if not self.comment.startswith("rule_"):
+            return None
+        return self.comment[len("rule_"):].split("_wildcards_", 1)[0]
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED_STATES
+
+
 class SlurmCluster:
     """A Slurm cluster whose files all live under `root`; start()/stop() or a `with` block."""
 
@@ -257,6 +297,41 @@ class SlurmCluster:
     def running(self) -> bool:
         """Whether every daemon this cluster started is alive."""
         return bool(self.pids) and all(_alive(record) for record in self.pids.values())
+
+    # ---- jobs (what a test needs to steer a workflow's jobs)
+
+    def jobs(self) -> list[SlurmJob]:
+        """Every job slurmctld knows, ended ones included (for MinJobAge, 5 minutes), by id."""
+        out = self._run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%j|%k"])
+        jobs = [SlurmJob(*line.split("|", 3)) for line in out.splitlines() if line.strip()]
+        return sorted(jobs, key=lambda job: int(job.id.split("_")[0]))
+
+    def job_pids(self, job_id: str) -> list[int]:
+        """The PIDs of a job's processes on its nodes (batch script, steps, their children)."""
+        out = self._run(["scontrol", "listpids", job_id])
+        return [int(line.split()[0]) for line in out.splitlines()[1:] if line.split()]
+
+    def suspend(self, job_id: str, timeout: float = 30) -> None:
+        """Freeze a running job (SIGSTOP to all its processes; `scontrol resume` thaws it) and return
+        once squeue says SUSPENDED and every process of the job is stopped."""
+        self._run(["scontrol", "suspend", job_id])
+
+        def frozen() -> bool:
+            state = next((job.state for job in self.jobs() if job.id == job_id), None)
+            return state == "SUSPENDED" and all(_stopped(pid) for pid in self.job_pids(job_id))
+        self._wait(f"job {job_id} to be suspended", frozen, time.monotonic() + timeout, list(self.pids))
+
+    def resume(self, job_id: str) -> None:
+        self._run(["scontrol", "resume", job_id])
+
+    def cancel(self, *job_ids: str) -> None:
+        if job_ids:
+            self._run(["scancel", *job_ids])
+
+    def wait_until_no_jobs_run(self, timeout: float = 600) -> None:
+        """Return once every job has ended (none pending, running, suspended or completing)."""
+        self._wait("every job to end", lambda: all(job.ended for job in self.jobs()),
+                   time.monotonic() + timeout, list(self.pids), interval=1)
 
     def start(self, timeout: float = 60) -> SlurmCluster:
         """Install if needed, write the config, start the daemons, wait until all nodes are idle."""
@@ -472,7 +547,8 @@ class SlurmCluster:
         self.pids[name] = [process.pid, _start_time(process.pid) or 0]
         self._save()
 
-    def _wait(self, what: str, ready: Callable[[], bool], deadline: float, names: Sequence[str]) -> None:
+    def _wait(self, what: str, ready: Callable[[], bool], deadline: float, names: Sequence[str],
+              interval: float = 0.1) -> None:
         """Poll `ready()` until it holds; fail early if a daemon in `names` has died."""
         while not ready():
             dead = [name for name in names if not _alive(self.pids[name])]
@@ -480,7 +556,7 @@ class SlurmCluster:
                 raise RuntimeError(f"{', '.join(dead)} exited while waiting for {what}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
-            time.sleep(0.1)
+            time.sleep(interval)
 
     def _start_daemons(self, deadline: float) -> None:
         r = self.root

@@ -1,16 +1,16 @@
-"""Running the workflow through `--profile profiles/slurm` against a test cluster (slurm_cluster),
-for the Slurm test modules."""
+"""Running the workflow through `snakemake --profile slurm` (the checkout's `slurm` link to
+profiles/slurm, as a user types it) against a test cluster (slurm_cluster), for the Slurm test modules."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import SHARED_DATA
-from slurm_cluster import SlurmCluster
+from conftest import user_env
+from slurm_cluster import SlurmCluster, SlurmJob
 
 # What the profile's cluster settings become on the test cluster (one node: 8 CPUs, 19 GB).
 TEST_CLUSTER_SETTINGS = {"partition": "debug", "gpus_per_node": 1, "cpus_per_gpu": 1, "gpu_mem_mb": 3000,
@@ -18,20 +18,20 @@ TEST_CLUSTER_SETTINGS = {"partition": "debug", "gpus_per_node": 1, "cpus_per_gpu
 
 
 def profile_env(**settings: str | int) -> dict[str, str]:
-    """This interpreter's environment, with the profile's cluster settings for the test cluster
-    (each overridable) as SCALEQUEST_SLURM_* variables."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEQUEST_SLURM_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    """The environment the demo ran in (conftest.user_env: this interpreter first on PATH, no
+    SCALEQUEST_SHARED_DATA), with the profile's cluster settings for the test cluster (each
+    overridable) as SCALEQUEST_SLURM_* variables."""
+    env = {key: value for key, value in user_env().items() if not key.startswith("SCALEQUEST_SLURM_")}
     for name, value in {**TEST_CLUSTER_SETTINGS, **settings}.items():
         env[f"SCALEQUEST_SLURM_{name.upper()}"] = str(value)
     return env
 
 
 def slurm_command(cluster: SlurmCluster, *args: str, timeout: float) -> list[str]:
-    """`snakemake --profile profiles/slurm` on the tiny preset, killed after `timeout` seconds
-    (a controller that lost its jobs can hang and ignore SIGTERM)."""
+    """`snakemake --profile slurm` (run from the checkout's root) on the tiny preset, killed after
+    `timeout` seconds (a controller that lost its jobs can hang and ignore SIGTERM)."""
     return ["timeout", "-s", "KILL", str(int(timeout)), sys.executable, "-m", "snakemake", "--profile",
-            "profiles/slurm", "--configfile", "presets/tiny.yaml", "--jobs", "8", *cluster.status_args(), *args]
+            "slurm", "--configfile", "presets/tiny.yaml", "--jobs", "8", *cluster.status_args(), *args]
 
 
 def run_on_slurm(workdir: Path, cluster: SlurmCluster, *args: str, env: dict[str, str] | None = None,
@@ -44,26 +44,74 @@ def run_on_slurm(workdir: Path, cluster: SlurmCluster, *args: str, env: dict[str
     return result
 
 
+# A finished demo's own environment and caches (`make demo` installs one, ~4 GB): the Slurm runs
+# use this interpreter's snakemake, so a copy of the run leaves them out.
+NOT_COPIED = {".venv", ".cache"}
+
+
 def copy_run(source: Path, dest: Path) -> Path:
     """A copy of a finished workflow directory (results and .snakemake metadata, modification times
-    kept, so nothing looks newer than it is), with the shared data beside it as the preset expects."""
-    shared = dest.parent / "shared" / "data"
-    if not shared.exists():
-        shared.parent.mkdir(parents=True, exist_ok=True)
-        shared.symlink_to(SHARED_DATA.resolve(), target_is_directory=True)
-    shutil.copytree(source, dest, symlinks=True)
+    kept, so nothing looks newer than it is; links such as `slurm` kept as links), without its
+    NOT_COPIED folders."""
+    source = Path(source)
+    shutil.copytree(source, dest, symlinks=True,
+                    ignore=lambda folder, names: NOT_COPIED & set(names) if Path(folder) == source else set())
     return dest
+
+
+def _announced_jobs(controller_output: str, rule: str) -> dict[str, dict[str, set[str]]]:
+    """Snakemake job id -> {"output": paths, "log": paths}, for each `rule` job the controller announced."""
+    jobs = {}
+    for block in re.split(r"\n(?=\[.*\]\n|rule |localrule )", controller_output):
+        header = re.match(rf"(?:local)?rule {re.escape(rule)}:", block.strip())
+        jobid = re.search(r"\n\s*jobid: (\d+)", block)
+        if header and jobid:
+            paths = {}
+            for key in ("output", "log"):
+                found = re.search(rf"\n\s*{key}: (.+)", block)
+                paths[key] = {path.strip() for path in found.group(1).split(",")} if found else set()
+            jobs[jobid.group(1)] = paths
+    return jobs
 
 
 def finished_outputs(controller_output: str, rule: str) -> set[str]:
     """The outputs of the `rule` jobs the controller reported finished ("Finished jobid: N (Rule: x)")."""
-    outputs, finished = {}, set()
-    for block in re.split(r"\n(?=\[.*\]\n|rule |localrule )", controller_output):
-        header = re.match(rf"(?:local)?rule {re.escape(rule)}:", block.strip())
-        jobid = re.search(r"\n\s*jobid: (\d+)", block)
-        output = re.search(r"\n\s*output: (.+)", block)
-        if header and jobid and output:
-            outputs[jobid.group(1)] = {path.strip() for path in output.group(1).split(",")}
+    jobs, finished = _announced_jobs(controller_output, rule), set()
     for jobid in re.findall(rf"Finished jobid: (\d+) \(Rule: {re.escape(rule)}\)", controller_output):
-        finished |= outputs.get(jobid, set())
+        finished |= jobs.get(jobid, {}).get("output", set())
     return finished
+
+
+def submitted_jobs(controller_output: str, rule: str) -> dict[str, dict[str, set[str]]]:
+    """Slurm job id -> {"output": paths, "log": paths}, for each `rule` job the controller submitted
+    ("Job N has been submitted with SLURM jobid M")."""
+    jobs = _announced_jobs(controller_output, rule)
+    return {slurm_id: jobs[jobid]
+            for jobid, slurm_id in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", controller_output)
+            if jobid in jobs}
+
+
+def freeze_a_running_job(cluster: SlurmCluster, rule: str, controller: subprocess.Popen, log: Path,
+                         workdir: Path, timeout: float = 600) -> tuple[SlurmJob, set[str]]:
+    """Wait until squeue shows a `rule` job RUNNING (the plugin's --comment names the rule) that the
+    controller logging to `log` submitted, whose script has started (its log file has a line) and
+    none of whose outputs exists yet; suspend it (every process stopped) and check again that no
+    output exists: it is then provably unfinished, and stays so until resumed or cancelled.
+    Returns the job and its outputs (paths relative to `workdir`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and controller.poll() is None:
+        submitted = submitted_jobs(log.read_text(), rule)
+        for job in cluster.jobs():
+            files = submitted.get(job.id)
+            if job.rule != rule or job.state != "RUNNING" or not files or not files["output"]:
+                continue
+            started = all((workdir / path).is_file() and (workdir / path).stat().st_size for path in files["log"])
+            if not started or any((workdir / path).exists() for path in files["output"]):
+                continue  # not yet in its script (a step may still be launched), or writing its outputs
+            cluster.suspend(job.id)
+            if not any((workdir / path).exists() for path in files["output"]):
+                return job, files["output"]
+            cluster.resume(job.id)  # it wrote an output before the stop landed: try another
+        time.sleep(0.5)
+    raise AssertionError(f"no running {rule} job to suspend (controller exit status {controller.poll()}):\n"
+                         f"{log.read_text()[-6000:]}\n{cluster.jobs()}\n{cluster.logs()}")
