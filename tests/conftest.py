@@ -44,10 +44,16 @@ def user_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+NOT_COPIED = {".venv", ".cache"}  # what a fresh clone's `make demo` installed beside the run
+
+
 def copy_run(source: Path, dest: Path) -> Path:
     """A copy of a finished workflow folder (results and .snakemake metadata, modification times kept,
-    so nothing looks newer than it is), without the environment a fresh clone's `make demo` installed."""
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".cache"))
+    so nothing looks newer than it is; links such as `slurm` kept as links), without its NOT_COPIED
+    folders."""
+    source = Path(source)
+    shutil.copytree(source, dest, symlinks=True,
+                    ignore=lambda folder, names: NOT_COPIED & set(names) if Path(folder) == source else set())
     return dest
 
 

@@ -3,7 +3,6 @@ profiles/slurm, as a user types it) against a test cluster (slurm_cluster), for 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -46,17 +45,6 @@ def run_on_slurm(workdir: Path, cluster: SlurmCluster, *args: str, env: dict[str
 
 # A finished demo's own environment and caches (`make demo` installs one, ~4 GB): the Slurm runs
 # use this interpreter's snakemake, so a copy of the run leaves them out.
-NOT_COPIED = {".venv", ".cache"}
-
-
-def copy_run(source: Path, dest: Path) -> Path:
-    """A copy of a finished workflow directory (results and .snakemake metadata, modification times
-    kept, so nothing looks newer than it is; links such as `slurm` kept as links), without its
-    NOT_COPIED folders."""
-    source = Path(source)
-    shutil.copytree(source, dest, symlinks=True,
-                    ignore=lambda folder, names: NOT_COPIED & set(names) if Path(folder) == source else set())
-    return dest
 
 
 def _announced_jobs(controller_output: str, rule: str) -> dict[str, dict[str, set[str]]]:

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import copy_workflow, job_counts, release_bytes
+from conftest import copy_run, copy_workflow, job_counts, release_bytes
 from scalequest.joblog import FAIL_ONCE_ENV
 from slurm_cluster import SlurmCluster
-from slurm_runs import copy_run, finished_outputs, freeze_a_running_job, profile_env, run_on_slurm, slurm_command
+from slurm_runs import finished_outputs, freeze_a_running_job, profile_env, run_on_slurm, slurm_command
 
 pytestmark = pytest.mark.slurm
 RESULTS = "results/tiny"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import copy_run
 from slurm_cluster import SlurmCluster
-from slurm_runs import copy_run, profile_env, run_on_slurm
+from slurm_runs import profile_env, run_on_slurm
 
 pytestmark = pytest.mark.slurm
 CHECKED = "results/tiny/minhash/deepseek-math/00000.parquet"
