@@ -4,9 +4,20 @@
 #   snakemake plan --cores 1               its cost: GPU-hours and dollars per stage (results/plan.md)
 from snakemake.utils import min_version
 
+from scalequest.config import ConfigError
+from scalequest.config_files import check_config_files
 from scalequest.gpu_jobs import undeclared_gpu_rules
 
 min_version("9.0")
+
+# Snakemake's loader names neither file nor line for a YAML error, and keeps the last of two equal keys:
+# read the config files strictly first. (It read the --configfile files before this file runs: of
+# their problems, only duplicate keys are left to catch here.)
+try:
+    check_config_files(["config.yaml", *([PRESET] if "PRESET" in globals() else [])],
+                       workflow.config_settings.configfiles)
+except ConfigError as error:
+    raise WorkflowError(f"Configuration error: {error}") from None
 
 
 configfile: "config.yaml"

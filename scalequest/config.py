@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -9,7 +10,9 @@ from typing import Any, Iterator, Mapping
 import jsonschema
 import yaml
 
+from .difficulty import RULE_READS, KeepRuleError, check_keep_rule
 from .gpu_jobs import GpuConfigError, check_model_gpus
+from .models import is_local_model_path, local_folder_problem
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -24,6 +27,11 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _is_integer(checker: jsonschema.TypeChecker, instance: Any) -> bool:
+    # Draft 2020-12 counts 2.0 as an integer, but range() and the engines' APIs reject a float.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _validator_filling_defaults():
     base = jsonschema.Draft202012Validator
 
@@ -34,15 +42,70 @@ def _validator_filling_defaults():
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": fill_defaults})
+    return jsonschema.validators.extend(base, {"properties": fill_defaults},
+                                        type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _error_message(error: jsonschema.ValidationError) -> str:
+    """The schema error in the config's terms where jsonschema's own message is unclear."""
+    if error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer() \
+            and "integer" in _as_list(error.validator_value):
+        return f"{error.instance!r} is not an integer (write {int(error.instance)})"
+    if error.validator in ("oneOf", "anyOf") and isinstance(error.instance, dict):
+        return _forms_message(error) or error.message
+    return error.message
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _forms_message(error: jsonschema.ValidationError) -> str | None:
+    """Which of the schema's titled forms (oneOf/anyOf branches, told apart by their first required
+    key) an entry meant, and what it lacks or has too many of; None where the forms have no titles."""
+    forms = error.validator_value
+    if not all("title" in form and form.get("required") for form in forms):
+        return None
+    noun, keys = error.schema.get("title", "entry"), set(error.instance)
+    described = [f"a {form['title']} ({', '.join(form['required'])})" for form in forms]
+    either = f"a {noun} is {'either ' if len(forms) == 2 else ''}{_alternatives(described)}"
+    meant = [form for form in forms if form["required"][0] in keys]
+    if not meant:
+        return f"needs {_alternatives([form['required'][0] for form in forms])}: {either}"
+    if len(meant) > 1:
+        return f"has both {' and '.join(form['required'][0] for form in meant)}: {either}"
+    form = meant[0]
+    missing = [key for key in form["required"] if key not in keys]
+    if missing:
+        options = [_with_choices(key, error.schema.get("properties", {}).get(key, {})) for key in missing]
+        return f"a {form['title']} {noun} needs {' and '.join(options)}"
+    extra = [key for key in _forbidden_keys(form) if key in keys]
+    if extra:
+        return f"a {form['title']} {noun} takes no {' or '.join(extra)}: {either}"
+    return None
+
+
+def _forbidden_keys(form: Mapping[str, Any]) -> list[str]:
+    """The keys a form's `not` rules out: `not: {required: [...]}` or `not: {anyOf: [{required: [...]}]}`."""
+    ruled_out = form.get("not", {})
+    return [key for part in [ruled_out, *ruled_out.get("anyOf", [])] for key in part.get("required", [])]
+
+
+def _with_choices(key: str, schema: Mapping[str, Any]) -> str:
+    return f"{key} ({_alternatives(schema['enum'])})" if "enum" in schema else key
+
+
+def _alternatives(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 def validate_config(config: Mapping[str, Any]) -> dict:
-    """Return a validated copy of `config` with defaults filled.
+    """Return a validated copy of `config` with defaults filled, every mapping's keys in sorted
+    order (canonical_order).
 
     Raises ConfigError naming the first bad key (schema errors, then cross-key checks such as
     a stage naming a model key that `models` does not define).
@@ -55,15 +118,29 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        raise ConfigError(f"invalid config at '{_key_path(first)}': {first.message}")
+        raise ConfigError(f"invalid config at '{_key_path(first)}': {_error_message(first)}")
     _check_model_references(filled)
     _check_api_models(filled)
     _check_builds_unique(filled)
+    _check_local_models(filled)
     try:
         check_model_gpus(filled)
     except GpuConfigError as error:
         raise ConfigError(str(error)) from None
-    return filled
+    if filled["difficulty"]["enabled"]:
+        _check_keep_rule(filled["difficulty"]["keep"])
+    return canonical_order(filled)
+
+
+def canonical_order(value: Any) -> Any:
+    """`value` with every mapping's keys sorted, recursively (lists keep their order). Snakemake
+    compares params key order and all: the same settings must give the same params, and re-run
+    nothing, whether a preset came by --configfile or by the Snakefile (they merge in other orders)."""
+    if isinstance(value, Mapping):
+        return {key: canonical_order(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical_order(item) for item in value]
+    return value
 
 
 def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -135,12 +212,42 @@ def _check_builds_unique(config: Mapping[str, Any]) -> None:
         )
 
 
+def _check_local_models(config: Mapping[str, Any]) -> None:
+    """A used model whose path is a local folder must hold a model before any job loads it (a
+    missing one would be taken for a hub id and fail there). Models the workflow builds are made
+    later; an openai path is a model name at the endpoint."""
+    for key in sorted({key for _, key in all_model_references(config)}):
+        entry = config["models"][key]
+        if entry["engine"] == "openai" or entry.get("build") or not is_local_model_path(entry["path"]):
+            continue
+        problem = local_folder_problem(entry["path"])
+        if problem:
+            raise ConfigError(f"invalid config at 'models.{key}.path': {problem}")
+
+
+def _check_keep_rule(keep: Mapping[str, Any]) -> None:
+    """Reject a keep rule that cannot be applied; warn (stderr) about a setting the rule does not read."""
+    try:
+        check_keep_rule(keep)
+    except KeepRuleError as error:
+        raise ConfigError(str(error)) from None
+    defaults = load_schema()["properties"]["difficulty"]["properties"]["keep"]["properties"]
+    read = RULE_READS[keep["rule"]]
+    for key in sorted({key for keys in RULE_READS.values() for key in keys}):
+        # A setting left at its default was not given (config.yaml spells the default min_score out).
+        if key not in read and keep[key] != defaults[key].get("default"):
+            reads = f" (it reads {', '.join(read)})" if read else ""
+            print(f"Configuration warning: 'difficulty.keep.{key}' ({keep[key]}) is ignored: rule {keep['rule']} "
+                  f"does not read it{reads}; remove it, or pick a rule that reads it", file=sys.stderr)
+
+
 def load_config_files(*paths: str | Path) -> dict:
     """Merge YAML files (later ones override, recursively) and validate the result."""
+    from .config_files import load_config_file  # it imports ConfigError from here
+
     merged: dict = {}
     for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            merge_into(merged, yaml.safe_load(handle) or {})
+        merge_into(merged, load_config_file(path))
     return validate_config(merged)
 
 

@@ -8,6 +8,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+# The settings of `difficulty.keep` each rule reads, besides `bins` (the histograms read those).
+RULE_READS = {"none": (), "min_score": ("min_score",), "count": ("count",), "distribution": ("distribution", "count")}
+
 
 class KeepRuleError(ValueError):
     """The keep rule in the config cannot be applied; the message names the key."""
@@ -91,8 +94,7 @@ def _distribution(scores: np.ndarray, keep: Mapping[str, Any]) -> KeepRates:
     if target is None or len(target) != len(bins) - 1:
         raise KeepRuleError(f"invalid config at 'difficulty.keep.distribution': rule distribution needs one "
                             f"share per bin ({len(bins) - 1} for bins {bins}), got {target}")
-    if sorted(bins) != bins or len(set(bins)) != len(bins):
-        raise KeepRuleError(f"invalid config at 'difficulty.keep.bins': edges must increase, got {bins}")
+    _check_bins(bins)
     shares = np.asarray(target, dtype=np.float64)
     if shares.sum() <= 0:
         raise KeepRuleError("invalid config at 'difficulty.keep.distribution': the shares sum to 0")
@@ -107,8 +109,16 @@ def _distribution(scores: np.ndarray, keep: Mapping[str, Any]) -> KeepRates:
     return KeepRates(edges, tuple(float(rate) for rate in rates))
 
 
+def _check_bins(bins: Sequence[float]) -> None:
+    for lower, upper in zip(bins, bins[1:]):
+        if not lower < upper:
+            raise KeepRuleError(f"invalid config at 'difficulty.keep.bins': edges must increase, got {list(bins)} "
+                                f"({upper} follows {lower})")
+
+
 def check_keep_rule(keep: Mapping[str, Any]) -> None:
     """Raise KeepRuleError for a rule the config cannot apply, before any job runs."""
+    _check_bins(keep["bins"])  # every rule's histograms use them
     if keep["rule"] == "count":
         _count(keep, "count")
     else:

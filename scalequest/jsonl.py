@@ -52,7 +52,8 @@ def _record(raw: bytes, where: str) -> dict:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise InputFileError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        # Some of json's messages end in "at" ("Invalid control character at"): the column follows.
+        raise InputFileError(f"{where}: not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno})") from None
     if not isinstance(record, dict):
         raise InputFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
     return record

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from .atomic import write_json_atomic
 from .config import all_model_references, uses_training
+from .models import is_hub_model
 
 # Set for every job: models and datasets come from the cache the prefetch filled.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -15,11 +16,6 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 class PrefetchError(RuntimeError):
     """A model or dataset could not be fetched; the message names it and says what to do."""
-
-
-def is_hub_model(entry: Mapping[str, Any]) -> bool:
-    """A model the engines load from the hub: not an API model, not built here, not a local folder."""
-    return entry["engine"] != "openai" and not entry.get("build") and not Path(entry["path"]).exists()
 
 
 def hub_items(config: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:

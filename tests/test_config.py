@@ -1,11 +1,12 @@
 """Config validation: defaults, clear errors naming the key, cross-key checks."""
 import copy
+import json
 
 import pytest
 import yaml
 
 from conftest import REPO
-from scalequest.config import ConfigError, load_config_files, validate_config
+from scalequest.config import ConfigError, load_config_files, merge_into, validate_config
 from scalequest.models import ModelSpec
 
 
@@ -96,3 +97,15 @@ def test_generator_with_both_model_and_file_is_rejected(full_config):
     config["generators"]["qwen2-math"]["questions_file"] = "q.jsonl"
     with pytest.raises(ConfigError, match="'generators.qwen2-math'"):
         validate_config(config)
+
+
+def test_the_same_settings_give_the_same_params_in_any_merge_order():
+    """A preset loaded by the Snakefile (over config.yaml) and by --configfile (Snakemake starts from
+    it, then adds config.yaml's other keys) merge in other key orders; Snakemake compares params
+    with their key order, so the validated config is ordered canonically."""
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = yaml.safe_load((REPO / "presets" / "tiny.yaml").read_text())
+    by_snakefile = merge_into(merge_into({}, base), preset)
+    by_command_line = merge_into(merge_into(merge_into({}, preset), base), preset)
+    assert json.dumps(by_snakefile) != json.dumps(by_command_line)
+    assert json.dumps(validate_config(by_snakefile)) == json.dumps(validate_config(by_command_line))

@@ -30,7 +30,7 @@ def contamination_reason(benchmark: str) -> str:
 
 def attribute_contamination(matches: pa.Table, benchmarks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """{question id: its matches, the one it is dropped for first}: the highest overlap, then the
-    benchmark listed first in the config."""
+    benchmark first in `benchmarks` (the config's, by name)."""
     order = {name: position for position, name in enumerate(benchmarks)}
     by_id: dict[str, list[dict[str, Any]]] = {}
     for match in matches.to_pylist():
