@@ -6,7 +6,7 @@ from snakemake.utils import min_version
 
 from scalequest.config import ConfigError
 from scalequest.config_files import check_config_files
-from scalequest.gpu_jobs import undeclared_gpu_rules
+from scalequest.registry import undeclared_rules
 
 min_version("9.0")
 
@@ -36,7 +36,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/prefetch.smk"
-include: "rules/seeds.smk"
+include: "rules/seed_questions.smk"
 include: "rules/qft.smk"
 include: "rules/qpo.smk"
 include: "rules/generate.smk"
@@ -45,7 +45,7 @@ include: "rules/difficulty.smk"
 include: "rules/respond.smk"
 include: "rules/reward.smk"
 include: "rules/dedup.smk"
-include: "rules/decontaminate.smk"
+include: "rules/benchmark_ngrams.smk"
 include: "rules/screen.smk"
 include: "rules/release.smk"
 include: "rules/report.smk"
@@ -63,13 +63,11 @@ rule all:
         [all_stats_files(stage) for stage in STAGES],
 
 
-# A job that runs in a GPU environment but whose rule is not declared in scalequest/gpu_jobs.py would
-# get no GPU (local rules run on the submitting node, without one).
-_undeclared = undeclared_gpu_rules({rule.name: rule.conda_env for rule in workflow.rules
-                                    if rule.name not in workflow._localrules})
-if _undeclared:
-    raise WorkflowError(f"rules {', '.join(_undeclared)} run in a GPU environment but are not declared in "
-                        "scalequest/gpu_jobs.py (ENGINE_RULES or TRAINING_RULES): their jobs would get no GPU")
+# Every rule is declared in scalequest/registry.py with its resource family: the Slurm profile gives the
+# GPU families their GPUs, so a GPU rule left out (or declared CPU) would run without one.
+_problems = undeclared_rules({rule.name: rule.conda_env for rule in workflow.rules}, workflow._localrules)
+if _problems:
+    raise WorkflowError("\n".join(_problems))
 
 
 onsuccess:

@@ -1,13 +1,16 @@
-# Shared naming for every stage's rules: validated config, shard ids, paths, seeds, model inputs,
-# and each stage's input and param helpers (below, by stage: Snakemake's lint wants the functions
-# apart from the rules). Naming only; the logic lives in the scalequest package.
+# What the rule files share, and all that they share. The validated config and the names of its parts;
+# paths of shards, sidecars, logs and each stage's files; seeds; the input and param helpers of each
+# file below, by file (Snakemake's lint wants functions apart from the rules). Rule files read these
+# and nothing of each other's, so they can be included in any order. The logic lives in the package.
 import os
 import re
 
-from scalequest.config import ConfigError, validate_config
-from scalequest.funnel import shard_stages
+from scalequest.config import ConfigError, trained_generators, validate_config
+from scalequest.decontam import benchmarks_in_use
 from scalequest.gpu_jobs import job_gpus
+from scalequest.models import trained_generator, trained_model
 from scalequest.prefetch import OFFLINE_ENV, hub_items, is_hub_model
+from scalequest.registry import ENGINE, chain_stages, rule_family, stage
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
 try:
@@ -20,7 +23,18 @@ config.update(_validated)
 RESULTS = config["results"]
 GENERATORS = sorted(config["generators"])
 DIFFICULTY_ON = config["difficulty"]["enabled"]
-STAGES = shard_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in data-flow order
+STAGES = chain_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in data-flow order
+MODEL_GENERATORS = [g for g in GENERATORS if "model" in config["generators"][g]]
+FILE_GENERATORS = [g for g in GENERATORS if "questions_file" in config["generators"][g]]
+TRAINED_GENERATORS = {kind: trained_generators(config, kind) for kind in ("qft", "qpo")}  # QFT of qft and qpo ones
+SOLVABILITY = config["filter"]["solvability"]
+DIFFICULTY = config["difficulty"]
+NEAR_DUP = config["release"]["near_dup"]
+DECONTAMINATION = config["release"]["decontamination"]
+# Benchmarks marked optional whose file is not there are left out, and the card says so.
+BENCHMARKS, ABSENT_BENCHMARKS = benchmarks_in_use(DECONTAMINATION["benchmarks"]) if DECONTAMINATION["enabled"] else ({}, {})
+OPTIMIZER = config["qpo"]["optimizer"]["model"]
+API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
 
 # Jobs import the package from this checkout, also inside per-rule conda envs. (Set here, not
 # required from the user, so it is no `envvars:` entry.)
@@ -50,40 +64,51 @@ def shards_of(gen):
     return shard_ids(config["generators"][gen]["questions"], config["generate"]["shard_size"])
 
 
-def shard_file(stage, gen="{gen}", shard="{shard}"):
-    return f"{RESULTS}/{stage}/{gen}/{shard}.parquet"
+def shard_file(name, gen="{gen}", shard="{shard}"):
+    """A shard of a stage declared in scalequest/registry.py (a KeyError names the declared ones)."""
+    return f"{RESULTS}/{stage(name).name}/{gen}/{shard}.parquet"
 
 
-def stats_file(stage, gen="{gen}", shard="{shard}"):
-    return f"{RESULTS}/{stage}/{gen}/{shard}.stats.json"
+def stats_file(name, gen="{gen}", shard="{shard}"):
+    return f"{RESULTS}/{stage(name).name}/{gen}/{shard}.stats.json"
 
 
-def log_file(stage):
-    return f"{RESULTS}/logs/{stage}/{{gen}}/{{shard}}.log"
+def log_file(rule):
+    return f"{RESULTS}/logs/{rule}/{{gen}}/{{shard}}.log"
 
 
-def all_shard_files(stage):
-    return [shard_file(stage, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+def all_shard_files(name):
+    return [shard_file(name, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
 
 
-def all_stats_files(stage):
-    return [stats_file(stage, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+def all_stats_files(name):
+    return [stats_file(name, gen, shard) for gen in GENERATORS for shard in shards_of(gen)]
+
+
+def engine_rule(rule):
+    """The rule's name, once it is sure the registry declares it an engine rule (else its jobs would
+    get no GPU)."""
+    if rule_family(rule) != ENGINE:
+        raise WorkflowError(f"rule {rule} asks for a model engine's GPUs, but scalequest/registry.py declares it "
+                            f"{rule_family(rule)}: its jobs would get no GPU")
+    return rule
 
 
 def engine_resources(rule):
     """A job's GPUs, from the settings of the models it loads (scalequest/gpu_jobs.py): the Slurm
     request and the plan follow a model's tensor_parallel_size."""
+    engine_rule(rule)
     return {"gpu": lambda wildcards: job_gpus(config, rule, getattr(wildcards, "gen", None))}
 
 
 def loads_no_model(rule):
     """Whether no job of an engine rule loads a model in this run (a filter without the solvability
     judge, QPO rewrites through an API): it then runs on the submitting node, which has the network."""
-    return job_gpus(config, rule) == 0
+    return job_gpus(config, engine_rule(rule)) == 0
 
 
-def shard_seed(stage):
-    return lambda wildcards: derive_seed(config["seed"], stage, wildcards.gen, wildcards.shard)
+def shard_seed(name):
+    return lambda wildcards: derive_seed(config["seed"], name, wildcards.gen, wildcards.shard)
 
 
 def model_params(key):
@@ -108,22 +133,9 @@ def trained_model_dir(kind, gen="{gen}"):
     return f"{RESULTS}/train/{kind}/{gen}/model"
 
 
-TRAINING_LABELS = {"qft": "QFT", "qpo": "QFT+QPO"}
-
-
-def trained_params(base_key, path, key, what, **overrides):
-    """A model the workflow trained, as a model entry: its base model's engine settings, the trained
-    weights at `path`, and a label that names it independently of where `results` is (so outputs
-    do not depend on it)."""
-    entry = {k: v for k, v in config["models"][base_key].items() if k != "build"}
-    label = f"{entry['path']} ({what}, seed {config['seed']})"
-    return {"key": key, "entry": {**entry, **overrides, "path": path, "label": label}}
-
-
 def trained_model_params(gen, kind):
-    """A trained generator as a model entry."""
-    return trained_params(config["generators"][gen]["model"], trained_model_dir(kind, gen), f"{gen}-{kind}",
-                          f"{TRAINING_LABELS[kind]}, generator {gen}")
+    """A trained generator as a model param."""
+    return trained_generator(config, gen, kind, trained_model_dir(kind, gen))
 
 
 def generator_model(wildcards):
@@ -142,7 +154,27 @@ def generator_model_inputs(wildcards):
     return [trained_model_dir(generator["training"], wildcards.gen)]
 
 
-# ---- rules/seeds.smk
+# Each stage's files that are not shards, by the rule file that writes them.
+SEED_QUESTIONS = f"{RESULTS}/train/seed_questions.jsonl"  # seed_questions.smk
+QPO_DIR = f"{RESULTS}/train/qpo/{{gen}}"  # qpo.smk
+OPTIMIZER_CHECK = f"{RESULTS}/train/qpo/optimizer_check.json"
+DIFFICULTY_DIR = f"{RESULTS}/train/difficulty"  # difficulty.smk
+SCORER_DIR = f"{DIFFICULTY_DIR}/scorer"
+KEEP_RATES = f"{RESULTS}/difficulty/keep_rates.json"
+LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["shard_size"])
+LSH_BANDS = [f"{band:02d}" for band in range(NEAR_DUP["bands"])] if NEAR_DUP["enabled"] else []  # dedup.smk
+DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
+BENCHMARK_DIR = f"{RESULTS}/benchmarks"  # benchmark_ngrams.smk
+BENCHMARK_ITEMS = f"{BENCHMARK_DIR}/items.parquet"
+BENCHMARK_INDEX = f"{BENCHMARK_DIR}/ngrams.npz"
+BENCHMARK_SUMMARY = f"{BENCHMARK_DIR}/benchmarks.json"
+RELEASE_DIR = f"{RESULTS}/release"  # release.smk
+RELEASE_DATA = f"{RELEASE_DIR}/data"
+RELEASE_FUNNEL = f"{RELEASE_DIR}/funnel.json"
+REPORT_DIR = f"{RESULTS}/report"  # report.smk
+
+
+# ---- rules/seed_questions.smk
 
 
 def local_source_files(sources):
@@ -200,15 +232,15 @@ def label_stats_file(part="{part}"):
 
 def scorer_params():
     """The trained scorer as a model entry; it reads questions cut as in training."""
-    return trained_params(DIFFICULTY["scorer"]["model"], SCORER_DIR, "difficulty-scorer", "difficulty scorer",
-                          max_model_len=DIFFICULTY["scorer"]["hyper"]["max_length"])
+    return trained_model(config, DIFFICULTY["scorer"]["model"], SCORER_DIR, "difficulty-scorer", "difficulty scorer",
+                         max_model_len=DIFFICULTY["scorer"]["hyper"]["max_length"])
 
 
 # ---- rules/respond.smk
 
 
 def questions_to_answer():
-    """The filter's questions, or the scored questions and the keep rates to sample them with.
+    """The filter's questions, or the difficulty stage's scored questions and the keep rates to sample them with.
     The rates are `ancient`: gathering the same rates again after one shard re-ran must not re-draw
     every shard; a change of the keep rule does (params), and the release refuses shards drawn with
     other rates."""
@@ -232,13 +264,11 @@ def band_file(band="{band}"):
 
 
 def benchmark_index_inputs():
-    if not BENCHMARKS:
-        return {}
-    return {"benchmark_items": rules.benchmark_ngrams.output.benchmark_items, "index": rules.benchmark_ngrams.output.index}
+    return {"benchmark_items": BENCHMARK_ITEMS, "index": BENCHMARK_INDEX} if BENCHMARKS else {}
 
 
 def matches_output():
-    return {"matches": shard_file("decontaminate")} if BENCHMARKS else {}
+    return {"matches": shard_file("matches")} if BENCHMARKS else {}
 
 
 # ---- rules/release.smk
@@ -248,10 +278,10 @@ def release_inputs(wildcards):
     """The best pairs, the duplicates, the benchmark matches, and every stage's sidecars for the funnel."""
     inputs = {"best": all_shard_files("best"), "duplicates": DUPLICATES_FILE}
     if BENCHMARKS:
-        inputs.update(contamination=all_shard_files("decontaminate"), benchmarks=BENCHMARK_SUMMARY)
+        inputs.update(contamination=all_shard_files("matches"), benchmarks=BENCHMARK_SUMMARY)
     if DIFFICULTY_ON:
         inputs.update(keep_rates=KEEP_RATES, sampled=all_shard_files("sample"), scorer=SCORER_DIR)
-    inputs.update({f"{stage}_stats": all_stats_files(stage) for stage in STAGES})
+    inputs.update({f"{name}_stats": all_stats_files(name) for name in STAGES})
     return inputs
 
 
@@ -275,7 +305,7 @@ def report_file(name, category, caption):
 
 
 def calibration_inputs(wildcards):
-    stats = {f"{stage}_stats": all_stats_files(stage) for stage in STAGES}
+    stats = {f"{name}_stats": all_stats_files(name) for name in STAGES}
     if DIFFICULTY_ON:
         stats["difficulty_labels_stats"] = [label_stats_file(part) for part in LABEL_PARTS]
     return stats

@@ -2,15 +2,6 @@
 # rules/screen.smk), one join job per LSH band (that band's bucket keys of every shard, nothing
 # else), then one job that keeps the best row of each group of duplicates. The release drops what
 # this finds.
-from scalequest.minhash import lsh_rows
-
-NEAR_DUP = config["release"]["near_dup"]
-try:
-    lsh_rows(NEAR_DUP["num_perm"], NEAR_DUP["bands"])
-except ValueError as error:
-    raise WorkflowError(f"Configuration error: invalid config at 'release.near_dup': {error}") from None
-LSH_BANDS = [f"{band:02d}" for band in range(NEAR_DUP["bands"])] if NEAR_DUP["enabled"] else []
-DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
 
 
 rule lsh_band:

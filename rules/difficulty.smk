@@ -2,11 +2,6 @@
 # trained on the labels scores every question that passed the filters; one job turns the keep rule
 # into keep rates over all scores; each shard's respond job then applies them with the shard's own
 # seed (stage `sample`, rules/respond.smk).
-DIFFICULTY = config["difficulty"]
-DIFFICULTY_DIR = f"{RESULTS}/train/difficulty"
-SCORER_DIR = f"{DIFFICULTY_DIR}/scorer"
-KEEP_RATES = f"{RESULTS}/difficulty/keep_rates.json"
-LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["shard_size"])
 
 
 if DIFFICULTY_ON:  # the keep rule was checked with the config (validate_config)

@@ -1,5 +1,4 @@
-# Stage 4: language and solvability filters (the difficulty stage will follow this one).
-SOLVABILITY = config["filter"]["solvability"]
+# Stage 4: language and solvability filters (then the difficulty stage, rules/difficulty.smk, when it is on).
 
 
 rule filter:

@@ -1,7 +1,5 @@
 # Stage 3: question synthesis, one job per (generator, shard). A generator is a model, or a
 # JSONL file of existing questions that enter the pipeline here.
-MODEL_GENERATORS = [g for g in GENERATORS if "model" in config["generators"][g]]
-FILE_GENERATORS = [g for g in GENERATORS if "questions_file" in config["generators"][g]]
 
 
 if MODEL_GENERATORS:

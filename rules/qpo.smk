@@ -5,12 +5,6 @@ import sys
 from scalequest.api_check import api_warnings
 from scalequest.models import ModelSpec
 
-QPO_DIR = f"{RESULTS}/train/qpo/{{gen}}"
-
-
-OPTIMIZER = config["qpo"]["optimizer"]["model"]
-API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
-OPTIMIZER_CHECK = f"{RESULTS}/train/qpo/optimizer_check.json"
 
 
 # A dry run says what will stop the real run at check_optimizer (no key, an endpoint that does not answer).
@@ -64,16 +58,16 @@ if TRAINED_GENERATORS["qpo"]:
     rule qpo_rewrite:
         input:
             samples=f"{QPO_DIR}/samples.parquet",
-            model=model_inputs(config["qpo"]["optimizer"]["model"]),
+            model=model_inputs(OPTIMIZER),
         output:
             pairs=f"{QPO_DIR}/pairs.parquet",
             stats=f"{QPO_DIR}/pairs.stats.json",
         params:
-            optimizer=model_params(config["qpo"]["optimizer"]["model"]),
+            optimizer=model_params(OPTIMIZER),
             prompts=config["qpo"]["optimizer"]["prompts"],
             sampling=config["qpo"]["optimizer"]["sampling"],
-            judge=model_params(config["filter"]["solvability"]["model"]) if config["qpo"]["judge"] else None,
-            judge_sampling=config["filter"]["solvability"]["sampling"],
+            judge=model_params(SOLVABILITY["model"]) if config["qpo"]["judge"] else None,
+            judge_sampling=SOLVABILITY["sampling"],
             # Answers outlive a failed or re-run job: a restart never pays for a request twice.
             cache_dir=f"{RESULTS}/cache/optimizer",
             seed=lambda w: derive_seed(config["seed"], "qpo_rewrite", w.gen, 0),
@@ -94,7 +88,7 @@ if TRAINED_GENERATORS["qpo"]:
         output:
             model=directory(trained_model_dir("qpo")),
         params:
-            kind="dpo",
+            kind="qpo",
             model=lambda w: trained_model_params(w.gen, "qft"),
             prompt_style=lambda w: config["generators"][w.gen]["prompt_style"],
             hyper={**config["qpo"]["hyper"], "beta": config["qpo"]["beta"], "loss_type": config["qpo"]["loss_type"]},

@@ -1,15 +1,14 @@
 # Stage 6: merge, drop what rules dedup and decontaminate found, shuffle, Parquet + dataset card +
 # funnel.json + contamination.jsonl.
-RELEASE_DIR = f"{RESULTS}/release"
 
 
 rule release:
     input:
         unpack(release_inputs),
     output:
-        data=directory(f"{RELEASE_DIR}/data"),
+        data=directory(RELEASE_DATA),
         card=f"{RELEASE_DIR}/README.md",
-        funnel=f"{RELEASE_DIR}/funnel.json",
+        funnel=RELEASE_FUNNEL,
         contamination=f"{RELEASE_DIR}/contamination.jsonl",
     params:
         seed=derive_seed(config["seed"], "release", "all", 0),

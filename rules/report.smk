@@ -1,12 +1,11 @@
 # The run report: figures and tables made from the release. `snakemake --report FILE.html` embeds
 # them, with every job's provenance and run time, in one HTML file.
-REPORT_DIR = f"{RESULTS}/report"
 
 
 rule report_files:
     input:
-        funnel=rules.release.output.funnel,
-        data=rules.release.output.data,
+        funnel=RELEASE_FUNNEL,
+        data=RELEASE_DATA,
     output:
         funnel=report_file("funnel.png", "Funnel", "funnel.rst"),
         lengths=report_file("lengths.png", "Distributions", "lengths.rst"),

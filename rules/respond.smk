@@ -16,8 +16,10 @@ rule respond:
         n=config["respond"]["n"],
         sampling=config["respond"]["sampling"],
         seed=shard_seed("respond"),
-        keep=DIFFICULTY["keep"] if DIFFICULTY_ON else None,
         sample_seed=shard_seed("sample") if DIFFICULTY_ON else None,
+        # Re-run trigger, not read by the job: a new keep rule re-draws every shard's sample (the rates
+        # are an `ancient` input, see questions_to_answer).
+        keep=DIFFICULTY["keep"] if DIFFICULTY_ON else None,
     resources:
         **engine_resources("respond"),
     log:

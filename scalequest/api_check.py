@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from .models import ModelSpec
@@ -45,3 +47,14 @@ def api_warnings(spec: ModelSpec, timeout: float = 1.0) -> list[str]:
     if url.hostname and not _connects(url.hostname, port, timeout):
         warnings.append(f"model '{spec.key}': {spec.base_url} did not accept a connection within {timeout:g} s")
     return warnings
+
+
+def check_optimizer_job(optimizer: Mapping[str, Any], out: str | Path) -> None:
+    """Rule check_optimizer's job: the API optimizer (a model param, {key, entry}) has its key and
+    its endpoint serves the model (else an error saying which), recorded in `out`."""
+    from .atomic import write_json_atomic
+    from .engines.openai_engine import check_endpoint  # the OpenAI client: only in the job's environment
+
+    spec = ModelSpec.from_entry(**optimizer)
+    check_endpoint(spec)
+    write_json_atomic(out, {"model": spec.key, "serves": spec.describe()})

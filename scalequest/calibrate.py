@@ -3,24 +3,14 @@ measured from the shards' stats sidecars, written as a `plan:` config section to
 config (`snakemake plan --configfile results/calibration.yaml`)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Sequence
 
 import yaml
 
 from .atomic import write_text_atomic
+from .registry import PER_JOB, STAGES, planned_stages
 from .stats import read_stats
-
-# The plan's samples per engine stage (scalequest/gpu_jobs.py), as the sidecars count them: (funnel, what is counted).
-MEASURED_SAMPLES = {
-    "generate": ("questions", "prompts sampled"),
-    "filter": ("questions", "questions in"),
-    "difficulty_labels": ("responses", "solver answers"),
-    "difficulty": ("questions", "questions scored"),
-    "respond": ("responses", "responses sampled"),
-    "reward": ("responses", "responses scored"),
-}
-MEASURED_KEEP_RATES = {"filter": "questions", "sample": "questions", "respond": "responses"}
-MEASURED_TOKENS = ("generate", "filter", "difficulty_labels", "respond")  # stages that count generated tokens
 
 
 def measure(stats_paths: Mapping[str, Sequence[str]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -46,19 +36,17 @@ def calibration(stats_paths: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     (the config's figures stand for them). Throughput is per job, on whatever GPUs its model took
     (the plan charges those GPUs), from whole-job seconds, model loading included."""
     sums = measure(stats_paths)
-    plan: dict[str, dict[str, float]] = {"samples_per_job_hour": {}, "keep_rates": {}, "mean_tokens": {}}
-    for stage, (unit, _) in MEASURED_SAMPLES.items():
-        measured = sums.get(stage, {}).get(unit)
+    plan: dict[str, dict[str, float]] = {PER_JOB: {}, "keep_rates": {}, "mean_tokens": {}}
+    for stage in planned_stages(PER_JOB):
+        measured = sums.get(stage.name, {}).get(stage.plan.unit)
         if measured and measured["seconds"] > 0 and measured["in"]:
-            plan["samples_per_job_hour"][stage] = round(measured["in"] * 3600 / measured["seconds"], 1)
-    for stage, unit in MEASURED_KEEP_RATES.items():
-        measured = sums.get(stage, {}).get(unit)
+            plan[PER_JOB][stage.name] = round(measured["in"] * 3600 / measured["seconds"], 1)
+        if measured and measured["in"] and measured["tokens"] and stage.plan.tokens:
+            plan["mean_tokens"][stage.name] = max(1, round(measured["tokens"] / measured["in"]))
+    for stage in STAGES:
+        measured = sums.get(stage.name, {}).get(stage.keep_rate)
         if measured and measured["in"]:
-            plan["keep_rates"][stage] = round(measured["kept"] / measured["in"], 4)
-    for stage in MEASURED_TOKENS:
-        measured = sums.get(stage, {}).get(MEASURED_SAMPLES[stage][0])
-        if measured and measured["in"] and measured["tokens"]:
-            plan["mean_tokens"][stage] = max(1, round(measured["tokens"] / measured["in"]))
+            plan["keep_rates"][stage.name] = round(measured["kept"] / measured["in"], 4)
     return {"plan": {key: value for key, value in plan.items() if value}}
 
 
@@ -68,3 +56,9 @@ def write_calibration(path: str, calibrated: Mapping[str, Any], source: str) -> 
               "# The cost plan with these figures: snakemake plan --cores 1 --forcerun plan --configfile "
               f"{path}\n")
     write_text_atomic(path, header + yaml.safe_dump(dict(calibrated), sort_keys=False))
+
+
+def calibrate_run(stats_paths: Mapping[str, Sequence[str]], out: str) -> None:
+    """Rule calibrate's job: the calibration of the run whose sidecars are given, written to `out`
+    (beside the run's other results)."""
+    write_calibration(out, calibration(stats_paths), source=os.path.dirname(out))

@@ -12,19 +12,12 @@ import yaml
 
 from .difficulty import RULE_READS, KeepRuleError, check_keep_rule
 from .gpu_jobs import GpuConfigError, check_model_gpus
+from .minhash import lsh_rows
 from .models import is_local_model_path, local_folder_problem
-
-SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
-
+from .schema import load_schema
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending key."""
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    """The config's JSON schema (YAML on disk)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def _is_integer(checker: jsonschema.TypeChecker, instance: Any) -> bool:
@@ -129,6 +122,11 @@ def validate_config(config: Mapping[str, Any]) -> dict:
         raise ConfigError(str(error)) from None
     if filled["difficulty"]["enabled"]:
         _check_keep_rule(filled["difficulty"]["keep"])
+    near_dup = filled["release"]["near_dup"]
+    try:
+        lsh_rows(near_dup["num_perm"], near_dup["bands"])
+    except ValueError as error:
+        raise ConfigError(f"invalid config at 'release.near_dup': {error}") from None
     return canonical_order(filled)
 
 
@@ -157,10 +155,17 @@ def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     yield "reward.model", config["reward"]["model"]
 
 
+TRAINED_UP_TO = {"qft": ("qft", "qpo"), "qpo": ("qpo",)}  # the generators' `training` values that train each kind
+
+
+def trained_generators(config: Mapping[str, Any], kind: str) -> list[str]:
+    """The generators trained up to `kind` (qft: those with training qft or qpo; qpo: training qpo), sorted."""
+    return sorted(name for name, g in config["generators"].items() if g.get("training") in TRAINED_UP_TO[kind])
+
+
 def uses_training(config: Mapping[str, Any], kind: str) -> bool:
-    """Whether any generator is trained up to `kind` (qft: QFT or QPO; qpo: QPO)."""
-    kinds = {"qft": ("qft", "qpo"), "qpo": ("qpo",)}[kind]
-    return any(g.get("training") in kinds for g in config["generators"].values())
+    """Whether any generator is trained up to `kind`."""
+    return bool(trained_generators(config, kind))
 
 
 def all_model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

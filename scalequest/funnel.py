@@ -6,16 +6,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .registry import chain_stages
 from .stats import Funnel, StatsError, read_stats
 
-# Per-shard stages in data-flow order; each one's `in` is the previous one's `kept`.
-SHARD_STAGES = ("generate", "filter", "difficulty", "sample", "respond", "reward", "best")
-DIFFICULTY_STAGES = ("difficulty", "sample")
-
-
-def shard_stages(difficulty: bool) -> tuple[str, ...]:
-    """The per-shard stages a run has: all of them, or all but the difficulty ones when it is off."""
-    return SHARD_STAGES if difficulty else tuple(s for s in SHARD_STAGES if s not in DIFFICULTY_STAGES)
+# Per-shard stages in data-flow order (scalequest/registry.py); each one's `in` is the previous one's `kept`.
+SHARD_STAGES = chain_stages(difficulty=True)
 
 
 def load_stage_stats(paths_by_stage: Mapping[str, Sequence[str | Path]]) -> dict[str, dict[tuple[str, str], dict]]:

@@ -11,10 +11,6 @@ from typing import Iterable, Iterator
 
 from .atomic import remove_stale_temporaries
 
-# Rehearsing failures: rules named here (comma-separated) fail on their first try, and run
-# normally when retried (a marker beside the job's log remembers the first try).
-FAIL_ONCE_ENV = "SCALEQUEST_FAIL_ONCE"
-
 
 @contextmanager
 def job_log(path: str | Path | None, rule: str | None = None, outputs: Iterable[str | Path] = ()) -> Iterator[None]:
@@ -36,7 +32,6 @@ def job_log(path: str | Path | None, rule: str | None = None, outputs: Iterable[
             print(where_it_runs(rule), flush=True)
             for stale in remove_stale_temporaries(outputs):
                 print(f"removed {stale}, left by an interrupted try of this job", flush=True)
-            fail_once_if_asked(rule, path)
             yield
         except BaseException:
             traceback.print_exc()
@@ -57,15 +52,3 @@ def where_it_runs(rule: str | None) -> str:
     hub = "offline" if os.environ.get("HF_HUB_OFFLINE") == "1" else "online"
     return (f"== rule {rule or '?'} on {socket.gethostname()}{f', Slurm job {slurm}' if slurm else ''}, hub {hub}, "
             f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}")
-
-
-def fail_once_if_asked(rule: str | None, log_path: str | Path) -> None:
-    """Raise on the first try of a rule named in $SCALEQUEST_FAIL_ONCE (to rehearse retries)."""
-    if not rule or rule not in os.environ.get(FAIL_ONCE_ENV, "").split(","):
-        return
-    marker = Path(f"{log_path}.failed-once")
-    if marker.exists():
-        return
-    marker.touch()
-    raise RuntimeError(f"failure injected by {FAIL_ONCE_ENV}={os.environ[FAIL_ONCE_ENV]}: the first try of rule "
-                       f"{rule} fails, its retry runs")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
+from .schema import model_entry_defaults
 
 # A folder the Hugging Face loaders read a model from has its config and a tokenizer.
 MODEL_CONFIG_FILE = "config.json"
@@ -42,24 +44,48 @@ def local_folder_problem(path: str) -> str | None:
     return None
 
 
+TRAINING_LABELS = {"qft": "QFT", "qpo": "QFT+QPO"}  # a trained generator's label, by its training
+
+
+def trained_model(config: Mapping[str, Any], base_key: str, path: str, key: str, what: str,
+                  **overrides: Any) -> dict[str, Any]:
+    """A model the workflow trained, as a model param ({key, entry}): its base model's engine settings,
+    the trained weights at `path`, and a label that names it independently of where `results` is (so
+    outputs do not depend on it)."""
+    entry = {k: v for k, v in config["models"][base_key].items() if k != "build"}
+    label = f"{entry['path']} ({what}, seed {config['seed']})"
+    return {"key": key, "entry": {**entry, **overrides, "path": path, "label": label}}
+
+
+def trained_generator(config: Mapping[str, Any], gen: str, kind: str, path: str) -> dict[str, Any]:
+    """A generator's model after its QFT or QPO (`kind`), saved at `path`, as a model param."""
+    return trained_model(config, config["generators"][gen]["model"], path, f"{gen}-{kind}",
+                         f"{TRAINING_LABELS[kind]}, generator {gen}")
+
+
+_DEFAULTS = model_entry_defaults()  # the schema's: a spec built in code loads a model as a config entry would
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to load one model: where from, through which engine, with which options."""
+    """How to load one model: where from, through which engine, with which options (the fields of
+    a `models.<key>` entry, scalequest/config.schema.yaml)."""
 
     key: str
     path: str
-    engine: str = "vllm"
-    dtype: str = "auto"
-    max_model_len: int = 4096
-    trust_remote_code: bool = False
-    batch_size: int = 16
-    gpus: int = 1  # hf: more than 1 spreads the layers over the visible GPUs
+    engine: str = _DEFAULTS["engine"]
+    dtype: str = _DEFAULTS["dtype"]
+    max_model_len: int = _DEFAULTS["max_model_len"]
+    # Off unless the model's entry turns it on: remote code runs with the job's rights.
+    trust_remote_code: bool = _DEFAULTS["trust_remote_code"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    gpus: int = 1  # hf: more than 1 spreads the layers over the visible GPUs (the schema's default depends on the engine)
     vllm_args: Mapping[str, Any] = field(default_factory=dict)
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    max_retries: int = 6
-    timeout: float = 45.0
+    api_key_env: str = _DEFAULTS["api_key_env"]
+    concurrency: int = _DEFAULTS["concurrency"]
+    max_retries: int = _DEFAULTS["max_retries"]
+    timeout: float = _DEFAULTS["timeout"]
     label: str | None = None  # the identity recorded in outputs, when the path is not one (a trained model)
 
     @classmethod
@@ -68,25 +94,10 @@ class ModelSpec:
 
     @classmethod
     def from_entry(cls, key: str, entry: Mapping[str, Any]) -> "ModelSpec":
-        """From one `models.<key>` entry of the validated config."""
-        return cls(
-            key=key,
-            path=entry["path"],
-            engine=entry.get("engine", "vllm"),
-            dtype=entry.get("dtype", "auto"),
-            max_model_len=entry.get("max_model_len", 4096),
-            # Off unless this model's entry turns it on: remote code runs with the job's rights.
-            trust_remote_code=bool(entry.get("trust_remote_code", False)),
-            batch_size=entry.get("batch_size", 16),
-            gpus=entry.get("gpus") or 1,
-            vllm_args=dict(entry.get("vllm_args") or {}),
-            base_url=entry.get("base_url"),
-            api_key_env=entry.get("api_key_env", "OPENAI_API_KEY"),
-            concurrency=entry.get("concurrency", 8),
-            max_retries=entry.get("max_retries", 6),
-            timeout=float(entry.get("timeout", 45.0)),
-            label=entry.get("label"),
-        )
+        """From one `models.<key>` entry (settings it leaves out take the schema's defaults)."""
+        settings = {name: entry[name] for name in _FIELDS if entry.get(name) is not None}
+        settings["vllm_args"] = dict(settings.get("vllm_args", {}))  # a copy: the spec must not share the config's
+        return cls(key=key, **settings)
 
     def describe(self) -> str:
         """The model's identity as recorded in shards and stats (never a key or credential)."""
@@ -95,3 +106,6 @@ class ModelSpec:
         if self.engine == "openai":
             return f"{self.path} @ {self.base_url}"
         return self.path
+
+
+_FIELDS = [spec.name for spec in fields(ModelSpec) if spec.name != "key"]

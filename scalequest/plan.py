@@ -2,9 +2,12 @@
 dollars, beside the paper's Table 3. No model, GPU or network is needed."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
+from .atomic import write_json_atomic, write_text_atomic
 from .gpu_jobs import job_gpus
+from .registry import PER_GPU, PER_JOB, planned_stages
 from .shards import shard_count
 
 # The paper's Table 3 (GPU-hours and dollars on the authors' GPUs): QFT of two models on 15K seed
@@ -23,7 +26,7 @@ PAPER_TABLE = {
 # training are not in its code, and its "solvability & difficulty check" row is our filter row.
 PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_train": "not in the paper's table",
                "difficulty": "in the paper's filter row"}
-SYNTHESIS_STAGES = ("generate", "filter", "difficulty", "respond", "reward")
+SYNTHESIS_STAGES = tuple(stage.name for stage in planned_stages(PER_JOB) if stage.chain)  # the per-shard rows
 
 
 def _row(stage: str, jobs: int, samples: int, gpus: int, gpu_hours: float, job_hours: float,
@@ -38,7 +41,7 @@ def _row(stage: str, jobs: int, samples: int, gpus: int, gpu_hours: float, job_h
 def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any]) -> dict[str, Any]:
     """A training stage: data parallel over the job's GPUs, at a throughput per GPU."""
     gpus = plan_config["gpus_per_training_job"]
-    gpu_hours = samples / plan_config["samples_per_gpu_hour"][stage]
+    gpu_hours = samples / plan_config[PER_GPU][stage]
     return _row(stage, jobs, samples, gpus, gpu_hours, gpu_hours / (jobs * gpus), plan_config)
 
 
@@ -49,7 +52,7 @@ def _engine_stage(stage: str, jobs: int, parts: list[tuple[int, int]], plan_conf
     samples = sum(part for part, _ in parts)
     if api:
         return _row(stage, jobs, samples, 0, 0.0, 0.0, plan_config, usd=samples * plan_config["api_usd_per_request"])
-    throughput = plan_config["samples_per_job_hour"][stage]
+    throughput = plan_config[PER_JOB][stage]
     gpu_hours = sum(part * gpus for part, gpus in parts) / throughput
     return _row(stage, jobs, samples, max((gpus for _, gpus in parts), default=0), gpu_hours,
                 samples / (jobs * throughput) if jobs else 0.0, plan_config)
@@ -151,3 +154,11 @@ def render_plan(plan: Mapping[str, Any]) -> str:
               "QFT samples are the seed-question cap times epochs; qpo_rewrite costs API dollars when the "
               "optimizer is an `openai` model."]
     return "\n".join(lines) + "\n"
+
+
+def write_plan(plan: Mapping[str, Any], table_path: str | Path, json_path: str | Path) -> str:
+    """Rule plan's job: the plan as JSON and as a Markdown table; returns the table."""
+    table = render_plan(plan)
+    write_json_atomic(json_path, plan)
+    write_text_atomic(table_path, table)
+    return table

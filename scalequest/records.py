@@ -55,10 +55,10 @@ SOLVABLE = StageSchema(
     pa.schema(QUESTION_FIELDS + [pa.field("judge_reply", pa.string()), pa.field("judge_model", pa.string())]),
 )
 SCORED_QUESTION_FIELDS = QUESTION_FIELDS + [pa.field("difficulty_model", pa.string(), nullable=False)]
-DIFFICULTY = StageSchema("difficulty", pa.schema(SCORED_QUESTION_FIELDS))
+SCORED = StageSchema("difficulty", pa.schema(SCORED_QUESTION_FIELDS))
 SAMPLED = StageSchema("sample", pa.schema(SCORED_QUESTION_FIELDS))
 RESPONSES = StageSchema("respond", pa.schema(QUESTION_FIELDS + RESPONSE_FIELDS))
-SCORED = StageSchema(
+REWARDED = StageSchema(
     "reward",
     pa.schema(
         QUESTION_FIELDS

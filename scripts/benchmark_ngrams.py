@@ -1,9 +1,9 @@
 """Rule benchmark_ngrams: load the benchmark test sets and index their n-grams."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
+    from scalequest.rule_job import rule_job
     from scalequest.stages.decontaminate import index_benchmarks
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         index_benchmarks(benchmarks=sm.params.benchmarks, ngram=sm.params.ngram, items_out=sm.output.benchmark_items,
                          index_out=sm.output.index, summary_out=sm.output.summary)

@@ -1,10 +1,10 @@
 """Rule difficulty: the scorer's predicted fail rate for every question of one filter shard."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
     from scalequest.models import ModelSpec
+    from scalequest.rule_job import rule_job
     from scalequest.stages.difficulty import score_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         score_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
                     scorer=ModelSpec.from_entry(**sm.params.scorer), seed=sm.params.seed, out=sm.output.shard)

@@ -1,11 +1,11 @@
 """Rule filter: language and solvability filtering of one shard."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
     from scalequest.models import ModelSpec
+    from scalequest.rule_job import rule_job
     from scalequest.stages.filter import filter_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         filter_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
                      language=sm.params.language,
                      judge=ModelSpec.from_entry(**sm.params.judge) if sm.params.judge else None,

@@ -1,11 +1,11 @@
 """Rule generate: one shard of questions from one generator."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
     from scalequest.models import ModelSpec
+    from scalequest.rule_job import rule_job
     from scalequest.stages.generate import generate_shard
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         generate_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, first_index=sm.params.first_index,
                        count=sm.params.questions, model=ModelSpec.from_entry(**sm.params.model),
                        prompt_style=sm.params.prompt_style, sampling=sm.params.sampling, seed=sm.params.seed,

@@ -1,11 +1,11 @@
 """Rule qpo_rewrite: the optimizer rewrites the sampled questions into preference pairs."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
     from scalequest.models import ModelSpec
+    from scalequest.rule_job import rule_job
     from scalequest.stages.qpo import build_pairs
 
     sm = snakemake  # noqa: F821 (injected by Snakemake)
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         build_pairs(generator=sm.wildcards.gen, samples_path=sm.input.samples,
                     optimizer=ModelSpec.from_entry(**sm.params.optimizer), prompts=sm.params.prompts,
                     sampling=sm.params.sampling,

@@ -1,11 +1,11 @@
 """Rule release: merge, drop duplicates and contaminated questions, shuffle; Parquet files, dataset
 card, funnel.json and contamination.jsonl."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
+    from scalequest.rule_job import rule_job
     from scalequest.stages.release import release
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         release(best_paths=list(sm.input.best),
                 stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in sm.params.stages},
                 duplicates_path=sm.input.duplicates, contamination_paths=list(sm.input.get("contamination", [])),

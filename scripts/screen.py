@@ -1,10 +1,10 @@
 """Rule screen: one best shard's MinHash keys (for dedup) and its benchmark matches (for decontamination)."""
 if __name__ == "__main__":
-    from scalequest.joblog import job_log
+    from scalequest.rule_job import rule_job
     from scalequest.stages.screen import screen_shard
 
     sm = snakemake  # noqa: F821
-    with job_log(sm.log[0], sm.rule, sm.output):
+    with rule_job(sm):
         screen_shard(best_path=sm.input.best, minhash_out=sm.output.minhash, ngram=sm.params.ngram,
                      num_perm=sm.params.num_perm, bands=sm.params.bands, seed=sm.params.seed,
                      decontamination=sm.params.decontamination, items_path=sm.input.get("benchmark_items"),

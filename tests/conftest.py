@@ -36,6 +36,20 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def tiny_config() -> dict:
+    """The demo's config: config.yaml with the tiny preset over it, validated (defaults filled)."""
+    from scalequest.config import load_config_files, validate_config
+
+    return validate_config(load_config_files(REPO / "config.yaml", REPO / "presets" / "tiny.yaml"))
+
+
+def shards_per_stage(config: dict) -> int:
+    """How many shards each per-shard stage of a run of `config` has, over all generators."""
+    from scalequest.shards import shard_count
+
+    return sum(shard_count(g["questions"], config["generate"]["shard_size"]) for g in config["generators"].values())
+
+
 def user_env(**extra: str) -> dict[str, str]:
     """This interpreter's environment as a user's shell would have it: no SCALEQUEST_SHARED_DATA
     (a user's clone has no ../shared) unless given."""

@@ -109,3 +109,56 @@ def test_the_same_settings_give_the_same_params_in_any_merge_order():
     by_command_line = merge_into(merge_into(merge_into({}, preset), base), preset)
     assert json.dumps(by_snakefile) != json.dumps(by_command_line)
     assert json.dumps(validate_config(by_snakefile)) == json.dumps(validate_config(by_command_line))
+
+
+def test_a_model_spec_takes_the_schemas_defaults():
+    """ModelSpec's defaults are the schema's: a spec built in code and one from a bare entry agree."""
+    from scalequest.schema import model_entry_defaults
+
+    bare = ModelSpec.from_entry("m", {"path": "p"})
+    for name, default in model_entry_defaults().items():
+        assert getattr(bare, name) == default, name
+    assert bare == ModelSpec(key="m", path="p")
+    validated = validate_config({**yaml.safe_load((REPO / "config.yaml").read_text())})
+    spec = ModelSpec.from_config(validated, "internlm2-7b-reward")
+    assert spec.trust_remote_code is True and spec.dtype == "bfloat16"  # set in config.yaml for that model
+
+
+# Where config.yaml means to differ from the schema's default (every other value it spells out is
+# the default, written there so that a reader sees the setting): a changed default must be changed in
+# both places, or added here with its reason.
+CONFIG_YAML_CHOICES = {
+    "models.*.dtype": "bfloat16 for the 7B models",
+    "models.internlm2-7b-reward.trust_remote_code": "the reward model's code is its own",
+    "models.gpt-4o-mini.engine": "the optimizer is an API model",
+    "models.gpt-4o-mini.concurrency": "an API serves more requests at once",
+    "difficulty.enabled": "the full run samples by difficulty",
+    "release.decontamination.benchmarks.*.field": "each benchmark's own question field",
+    "release.decontamination.benchmarks.*.split": "each benchmark's own split",
+}
+
+
+def _leaves_with_defaults(value, schema, path=()):
+    """(dotted path, value, schema default) of every setting in `value` whose schema has a default."""
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        sub = properties.get(key) or (extra if isinstance(extra, dict) else None)
+        if sub is None:
+            continue
+        if "default" in sub and not isinstance(item, dict):
+            yield ".".join((*path, key)), item, sub["default"]
+        yield from _leaves_with_defaults(item, sub, (*path, key))
+
+
+def test_config_yaml_agrees_with_the_schemas_defaults():
+    from fnmatch import fnmatch
+
+    from scalequest.schema import load_schema
+
+    leaves = list(_leaves_with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()), load_schema()))
+    assert len(leaves) > 80
+    drifted = [(path, value, default) for path, value, default in leaves
+               if value != default and not any(fnmatch(path, choice) for choice in CONFIG_YAML_CHOICES)]
+    assert not drifted, f"config.yaml differs from the schema's default (value, default): {drifted}"

@@ -11,7 +11,7 @@ import pytest
 
 from scalequest.difficulty import KeepRates, KeepRuleError, check_keep_rule, histogram, keep_rates
 from scalequest.models import ModelSpec
-from scalequest.records import DIFFICULTY, LABELS, SAMPLED, SOLVABLE, read_shard, to_table, write_shard
+from scalequest.records import LABELS, SAMPLED, SCORED, SOLVABLE, read_shard, to_table, write_shard
 from scalequest.stages.difficulty import label_shard, score_shard
 from scalequest.stages.sample import check_sampled_with, gather_scores, sample_shard
 from scalequest.stats import ShardStats, StatsError, read_stats, stats_path, write_stats
@@ -110,7 +110,7 @@ def write_difficulty_shards(folder, shards=4, count=500):
     paths = []
     for shard in range(shards):
         path = folder / f"difficulty-{shard}.parquet"
-        write_shard(to_table(difficulty_rows(count, shard, shard), DIFFICULTY), DIFFICULTY, path)
+        write_shard(to_table(difficulty_rows(count, shard, shard), SCORED), SCORED, path)
         paths.append(path)
     return paths
 
@@ -211,7 +211,7 @@ def test_scoring_counts_questions_longer_than_the_scorer_context(tiny_models, tm
     stats = score_shard(generator="g", shard="00000", questions_path=path,
                         scorer=tiny_spec(tiny_models, "tiny-reward", max_model_len=64), seed=0, out=out)
     assert stats.counters["truncated_inputs"] == 1 and stats.questions.kept == 2
-    scored = read_shard(out, DIFFICULTY).to_pylist()
+    scored = read_shard(out, SCORED).to_pylist()
     assert all(isinstance(row["difficulty"], float) for row in scored)
     assert {row["difficulty_model"] for row in scored} == {str(tiny_models / "tiny-reward")}
 

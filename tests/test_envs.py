@@ -263,3 +263,37 @@ def test_rule_env_provides_what_its_script_imports(rule, resolve):
     missing = {module: sorted(dists) for module, dists in needed.items() if not dists & available}
     assert not missing, (f"rule {rule.name} runs {rule.script} in envs/{rule.conda}, which lacks "
                          f"(imported module: distributions): {missing}")
+
+
+LOADED_MODULES = """\
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(" ".join(sorted({module.split(".")[0] for module in sys.modules})))
+"""
+
+
+def loaded_by(modules: list[str]) -> set[str]:
+    """The top-level modules outside the standard library and scalequest that importing `modules`
+    in a fresh interpreter loads."""
+    result = subprocess.run([sys.executable, "-c", LOADED_MODULES, *modules], cwd=REPO, capture_output=True,
+                            text=True, check=True)
+    return {name for name in result.stdout.split() if name not in sys.stdlib_module_names
+            and name != "scalequest" and not name.startswith("_") and name in installed_providers()}
+
+
+@pytest.mark.index
+@pytest.mark.parametrize("rule", [rule for rule in SCRIPT_RULES if rule.conda], ids=lambda rule: rule.name)
+def test_rule_entry_modules_load_only_their_envs_packages(rule, resolve):
+    """What a rule's script imports from the package really loads (a fresh interpreter, no mocks) none
+    of the packages another environment pins that this one lacks: no import cycle or stray module-level
+    import drags in another stack (an import cycle once pulled the grader into the training env).
+    Optional imports of the packages themselves (pyarrow tries cloudpickle) are theirs to guard."""
+    entry = sorted(module for module in imported_modules(REPO / rule.script, "")
+                   if module.startswith("scalequest.") and module_file(module))
+    assert entry, rule.script
+    available = set(resolve(rule.conda).versions)
+    pinned = {CLUSTER_NAME.get(name, name) for env in CONDA_ENVS for name in pins(pip_requirements(env))}
+    needed = distributions(loaded_by(entry))
+    missing = {module: sorted(dists) for module, dists in needed.items() if dists & pinned and not dists & available}
+    assert not missing, f"importing {entry} ({rule.script}) loads what envs/{rule.conda} lacks: {missing}"

@@ -3,9 +3,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from scalequest.calibrate import MEASURED_SAMPLES
 from scalequest.config import ConfigError, validate_config
-from scalequest.gpu_jobs import ENGINE_RULES, job_gpus, model_gpus, undeclared_gpu_rules
+from scalequest.gpu_jobs import job_gpus, model_gpus
 
 
 @pytest.fixture
@@ -41,13 +40,3 @@ def test_a_job_takes_the_gpus_of_the_models_it_loads(config):
     assert job_gpus(config, "qpo_rewrite") == 1  # the solvability judge runs beside it
     config["filter"]["solvability"]["enabled"] = False
     assert job_gpus(config, "filter") == 0  # the language rule alone
-
-
-def test_rules_in_a_gpu_env_must_be_declared():
-    envs = {"generate": "../envs/vllm.yaml", "qft": "../envs/train.yaml", "release": "../envs/cpu.yaml",
-            "rerank": "../envs/vllm.yaml", "plan": None}
-    assert undeclared_gpu_rules(envs) == ["rerank"]
-
-
-def test_calibration_measures_engine_stages():
-    assert set(MEASURED_SAMPLES) <= set(ENGINE_RULES)

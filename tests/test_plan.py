@@ -7,8 +7,9 @@ import yaml
 
 from conftest import REPO, copy_workflow, run_snakemake
 from scalequest.config import validate_config
-from scalequest.gpu_jobs import ENGINE_RULES, TRAINING_RULES, job_gpus
+from scalequest.gpu_jobs import job_gpus
 from scalequest.plan import PAPER_TABLE, SYNTHESIS_STAGES, build_plan, render_plan
+from scalequest.registry import ENGINE, TRAINING, rules_of
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_slurm_profile_asks_for_what_the_plan_assumes(config):
     first-attempt time limits with room over the plan's hours per job (model loading is not in the
     plan's throughput)."""
     resources = profile_resources()["set-resources"]
-    assert set(ENGINE_RULES) | set(TRAINING_RULES) <= set(resources)
+    assert set(rules_of(ENGINE)) | set(rules_of(TRAINING)) <= set(resources)
     for stage in build_plan(config)["stages"]:
         if stage["stage"] == "qpo_rewrite":  # an API optimizer: its time is the endpoint's
             continue

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import copy_run, copy_workflow, job_counts, release_bytes
-from scalequest.joblog import FAIL_ONCE_ENV
+from conftest import copy_run, copy_workflow, job_counts, release_bytes, shards_per_stage, tiny_config
+from scalequest.failure_injection import FAIL_ONCE_ENV
 from slurm_cluster import SlurmCluster
 from slurm_runs import finished_outputs, freeze_a_running_job, profile_env, run_on_slurm, slurm_command
 
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slurm
 RESULTS = "results/tiny"
 # Everything from question generation on; the copied run keeps its models, training and benchmarks.
 SYNTHESIS_OUTPUTS = ["generate", "filter", "difficulty", "sample", "respond", "reward", "best", "minhash",
-                     "decontaminate", "dedup", "release", "report", "logs"]
-GPUS = 4  # the fake node's GPUs: the tiny preset's 4 generate shards run side by side
-GENERATE_SHARDS = 4  # presets/tiny.yaml: 2 generators x 128 questions, 64 per shard
+                     "matches", "dedup", "release", "report", "logs"]
+GPUS = 4  # the fake node's GPUs: the tiny preset's generate shards (4) run side by side
+GENERATE_SHARDS = shards_per_stage(tiny_config())  # presets/tiny.yaml: one generate job per shard
 
 
 @pytest.fixture(scope="module")
@@ -117,19 +117,20 @@ def test_gpu_rules_get_their_gpu_from_slurm(slurm_synthesis):
 
 def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
     output = slurm_synthesis.output
-    assert len(re.findall(r"Error in rule screen:\n\s+message: SLURM-job '\d+' failed", output)) == 4
+    shards = GENERATE_SHARDS  # and as many screen jobs
+    assert len(re.findall(r"Error in rule screen:\n\s+message: SLURM-job '\d+' failed", output)) == shards
     attempts = set()  # (shard, mem_mb, runtime) of each submission; failed jobs' logs repeat their block
     for block in re.split(r"\n(?=rule |localrule )", output):
         if block.startswith("rule screen:"):
             found = [re.search(pattern, block)
                      for pattern in (r"wildcards: (.+)", r"\bmem_mb=(\d+)", r"\bruntime=(\d+)")]
             attempts.add(tuple(match.group(1) for match in found))
-    shards = {shard for shard, _, _ in attempts}
-    assert len(shards) == 4 and attempts == {(shard, *asked) for shard in shards
+    screened = {shard for shard, _, _ in attempts}
+    assert len(screened) == shards and attempts == {(shard, *asked) for shard in screened
                                              for asked in (("1000", "60"), ("2000", "120"))}, attempts
     # The first tries' logs are shown by the controller (the retry starts its log afresh).
     logs = sorted((slurm_synthesis.workdir / RESULTS / "logs" / "screen").glob("*/*.log"))
-    assert len(logs) == 4
+    assert len(logs) == shards
     for log in logs:
         shown = output.split(f"Logfile {log.relative_to(slurm_synthesis.workdir)}:", 1)
         assert len(shown) == 2 and "failure injected by SCALEQUEST_FAIL_ONCE=screen" in shown[1].split("Logfile", 1)[0]

@@ -193,7 +193,7 @@ def test_dpo_raises_held_out_reward_accuracy(qft_model, tmp_path):
     qft_path, _ = qft_model
     pairs = tmp_path / "pairs.parquet"
     write_pairs(pairs, signal_pairs(60, 1))
-    metrics = train(TrainJob(kind="dpo", base_model=str(qft_path), data=str(pairs), output_dir="",
+    metrics = train(TrainJob(kind="qpo", base_model=str(qft_path), data=str(pairs), output_dir="",
                              prompt_style="qwen2-math", hyper=DPO_HYPER, seed=7), tmp_path / "qpo",
                     Launch(processes_per_node=1))
     assert metrics["held_out_pairs"] == 12
@@ -212,7 +212,7 @@ def test_two_ranks_zero3_train_and_the_model_loads_in_transformers_and_vllm(tiny
     assert qft["held_out_loss_after"] < qft["held_out_loss_before"]
     pairs = tmp_path / "pairs.parquet"
     write_pairs(pairs, signal_pairs(40, 2))
-    dpo = train(TrainJob(kind="dpo", base_model=str(qft_out), data=str(pairs), output_dir="",
+    dpo = train(TrainJob(kind="qpo", base_model=str(qft_out), data=str(pairs), output_dir="",
                          prompt_style="deepseek-math", hyper={**DPO_HYPER, "epochs": 1}, seed=7,
                          deepspeed="zero3"), dpo_out, two)
     assert dpo["world_size"] == 2 and dpo["steps"] >= 1

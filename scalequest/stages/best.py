@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..records import BEST, QUESTION_FIELDS, SCORED, read_shard
+from ..records import BEST, QUESTION_FIELDS, REWARDED, read_shard
 from ..stats import ShardStats
 from .shard_io import write_stage_outputs
 
@@ -20,8 +20,9 @@ def pick_best(responses: list[str], scores: list[float]) -> tuple[str, float, fl
     return responses[best], scores[best], margin
 
 
-def best_shard(*, generator: str, shard: str, scored_path: str | Path, out: str | Path) -> ShardStats:
-    rows = read_shard(scored_path, SCORED).to_pylist()
+def best_shard(*, generator: str, shard: str, rewarded_path: str | Path, out: str | Path) -> ShardStats:
+    """The best-of-n pair of every question of a rewarded shard."""
+    rows = read_shard(rewarded_path, REWARDED).to_pylist()
     stats = ShardStats("best", generator, shard, None, {})
     pairs: list[dict[str, Any]] = []
     for row in rows:

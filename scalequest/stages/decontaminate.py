@@ -18,7 +18,7 @@ BENCHMARK_ITEMS = StageSchema("benchmark_items", pa.schema([
     pa.field("item", pa.int64(), nullable=False),  # the question's position in the benchmark (line in its file)
     pa.field("question", pa.string(), nullable=False),
 ]))
-MATCHES = StageSchema("decontaminate", pa.schema([
+MATCHES = StageSchema("matches", pa.schema([
     pa.field("id", pa.string(), nullable=False),
     pa.field("benchmark", pa.string(), nullable=False),
     pa.field("item", pa.int64(), nullable=False),

@@ -12,7 +12,7 @@ from ..engines import Sampling, open_generator, open_scorer
 from ..grading import gold_answer, gold_drop_reason, grade
 from ..models import ModelSpec
 from ..prompts import response_messages
-from ..records import DIFFICULTY, LABELS, SOLVABLE, question_columns, read_shard
+from ..records import LABELS, SCORED, SOLVABLE, question_columns, read_shard
 from ..seeds import read_seeds
 from ..stats import Funnel, ShardStats
 from .shard_io import write_stage_outputs, write_stage_table
@@ -73,4 +73,4 @@ def score_shard(*, generator: str, shard: str, questions_path: str | Path, score
     table = table.set_column(table.schema.get_field_index("difficulty"), "difficulty", pa.array(scores, pa.float64()))
     table = table.append_column("difficulty_model", pa.array([scorer.describe()] * table.num_rows, pa.string()))
     stats.questions.keep(table.num_rows)
-    return write_stage_table(table.cast(DIFFICULTY.schema), DIFFICULTY, out, stats)
+    return write_stage_table(table.cast(SCORED.schema), SCORED, out, stats)

@@ -49,15 +49,17 @@ def respond_shard(*, generator: str, shard: str, questions_path: str | Path, mod
     return write_stage_outputs(kept, RESPONSES, out, stats)
 
 
-def respond_job(*, generator: str, shard: str, questions_path: str | Path | None, sample: Mapping[str, Any] | None,
+def respond_job(*, generator: str, shard: str, questions_path: str | Path | None, scored_path: str | Path | None,
+                keep_rates_path: str | Path | None, sample_seed: int | None, sampled_out: str | Path | None,
                 model: ModelSpec, n: int, sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
-    """One respond job: with `sample` (difficulty sampling on: the keywords of
-    stages.sample.sample_shard but the shard's ids), first draw the shard's questions from its
-    scored ones and write the sample shard; then answer them."""
-    if sample is not None:
+    """One respond job. With difficulty sampling on (`scored_path` given), first draw the shard's
+    questions from its scored ones with the gathered keep rates and write them to `sampled_out`
+    (stage sample); then answer them (or the filter's `questions_path`)."""
+    if scored_path is not None:
         from .sample import sample_shard
 
-        sample_shard(generator=generator, shard=shard, **sample)
-        questions_path = sample["out"]
+        sample_shard(generator=generator, shard=shard, difficulty_path=scored_path, keep_rates_path=keep_rates_path,
+                     seed=sample_seed, out=sampled_out)
+        questions_path = sampled_out
     return respond_shard(generator=generator, shard=shard, questions_path=questions_path, model=model, n=n,
                          sampling=sampling, seed=seed, out=out)

@@ -1,4 +1,5 @@
-"""Stage 5b: the reward model scores every (question, response)."""
+"""Stage 5b: the reward model scores every (question, response); the same job then picks the best-of-n
+pairs (stage best: a job of its own would only reload the scores for a selection that takes a second)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 from ..engines import open_scorer
 from ..models import ModelSpec
 from ..prompts import reward_messages
-from ..records import RESPONSES, SCORED, read_shard
+from ..records import RESPONSES, REWARDED, read_shard
 from ..stats import Funnel, ShardStats
+from .best import best_shard
 from .shard_io import write_stage_outputs
 
 
@@ -31,4 +33,12 @@ def reward_shard(*, generator: str, shard: str, responses_path: str | Path, mode
         position += count
     stats.questions.keep(len(rows))
     stats.responses.keep(len(conversations))
-    return write_stage_outputs(rows, SCORED, out, stats)
+    return write_stage_outputs(rows, REWARDED, out, stats)
+
+
+def reward_job(*, generator: str, shard: str, responses_path: str | Path, model: ModelSpec, seed: int,
+               rewarded_out: str | Path, best_out: str | Path) -> ShardStats:
+    """One reward job: the shard's reward scores, then its best-of-n pairs; returns the best stage's stats."""
+    reward_shard(generator=generator, shard=shard, responses_path=responses_path, model=model, seed=seed,
+                 out=rewarded_out)
+    return best_shard(generator=generator, shard=shard, rewarded_path=rewarded_out, out=best_out)

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..atomic import write_json_atomic
 from ..difficulty import KeepRates, histogram, keep_rates
-from ..records import DIFFICULTY, SAMPLED, read_columns, read_shard
+from ..records import SAMPLED, SCORED, read_columns, read_shard
 from ..stats import ShardStats, StatsError
 from ..training.job import METRICS_FILE
 from .shard_io import write_stage_table
@@ -22,7 +22,7 @@ def gather_scores(*, difficulty_paths: Sequence[str | Path], keep: Mapping[str, 
                   out: str | Path) -> dict[str, Any]:
     """Read every shard's scores (that column only), turn the keep rule into keep rates per bin,
     and write them with the histogram of all scores and the expected histogram after sampling."""
-    columns = [read_columns(path, DIFFICULTY.stage, ["difficulty"]).column(0) for path in difficulty_paths]
+    columns = [read_columns(path, SCORED.stage, ["difficulty"]).column(0) for path in difficulty_paths]
     scores = pa.chunked_array(columns, pa.float64()).to_numpy() if columns else np.zeros(0)
     rates = keep_rates(scores, keep)
     expected = _expected_histogram(scores, rates, keep["bins"])
@@ -68,7 +68,7 @@ def check_sampled_with(sample_stats: Mapping[tuple[str, str], Mapping[str, Any]]
 def sample_shard(*, generator: str, shard: str, difficulty_path: str | Path, keep_rates_path: str | Path,
                  seed: int, out: str | Path) -> ShardStats:
     """Keep each scored question with its bin's keep rate, drawn with this shard's seed."""
-    table = read_shard(difficulty_path, DIFFICULTY)
+    table = read_shard(difficulty_path, SCORED)
     gathered = json.loads(Path(keep_rates_path).read_text(encoding="utf-8"))
     rates = KeepRates.from_json(gathered["keep_rates"])
     stats = ShardStats("sample", generator, shard, seed, {}, inputs={"keep_rates": keep_rates_digest(keep_rates_path)})

@@ -45,7 +45,7 @@ def check_enough_data(kind: str, data: str | Sequence[str], minimum: int | None)
     raises an error that says how many there are and why the rest were dropped. QFT has no minimum."""
     if minimum is None:
         return
-    if kind == "dpo":
+    if kind == "qpo":
         check_enough_pairs(data, minimum)
     elif kind == "scorer":
         check_enough_labels(data, minimum)

@@ -15,9 +15,9 @@ METRICS_FILE = "training_metrics.json"
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One QFT, DPO or difficulty-scorer run. `hyper` holds the config's hyper-parameters for that kind."""
+    """One QFT, QPO or difficulty-scorer run. `hyper` holds the config's hyper-parameters for that kind."""
 
-    kind: str                  # "qft", "dpo" or "scorer"
+    kind: str                  # "qft", "qpo" (DPO on preference pairs) or "scorer"
     base_model: str            # the model to fine-tune (DPO: also its reference)
     data: str | list[str]      # seed questions (QFT, JSONL), preference pairs (DPO) or label shards (scorer)
     output_dir: str            # where rank 0 saves the model and its tokenizer

@@ -9,8 +9,11 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from ..atomic import atomic_dir
+from ..models import ModelSpec
+from .enough import check_enough_data
 from .job import METRICS_FILE, TrainJob
 
 WORKER = "scalequest.training.worker"
@@ -85,3 +88,15 @@ def train(job: TrainJob, out: str | Path, launch: Launch = DEFAULT_LAUNCH) -> di
             raise TrainingError(f"{job.kind} training of {job.base_model} failed (exit {status}): {' '.join(command)}")
         metrics = json.loads((tmp / METRICS_FILE).read_text())
     return metrics
+
+
+def training_job(*, kind: str, model: Mapping[str, Any], data: str | Sequence[str], prompt_style: str | None,
+                 hyper: Mapping[str, Any], seed: int, deepspeed: str, min_examples: int | None,
+                 launch: Mapping[str, Any], out: str | Path) -> dict:
+    """One training rule's job: refuse too little data, then train the base `model` (a model param:
+    {key, entry}) on `data` into `out`; returns the metrics."""
+    base = ModelSpec.from_entry(**model)
+    check_enough_data(kind, data, min_examples)
+    job = TrainJob(kind=kind, base_model=base.path, data=data, output_dir="", prompt_style=prompt_style,
+                   hyper=dict(hyper), seed=seed, deepspeed=deepspeed, trust_remote_code=base.trust_remote_code)
+    return train(job, out, Launch(**launch))

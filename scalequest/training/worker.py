@@ -18,7 +18,7 @@ def run(job: TrainJob) -> dict:
         from .qft import train_qft
 
         return train_qft(job)
-    if job.kind == "dpo":
+    if job.kind == "qpo":  # QPO trains with the DPO loss
         from .dpo import train_dpo
 
         return train_dpo(job)
@@ -26,7 +26,7 @@ def run(job: TrainJob) -> dict:
         from .scorer import train_scorer
 
         return train_scorer(job)
-    raise ValueError(f"unknown training kind '{job.kind}' (qft, dpo or scorer)")
+    raise ValueError(f"unknown training kind '{job.kind}' (qft, qpo or scorer)")
 
 
 def placement() -> str:

@@ -1,8 +1,5 @@
 # The seed questions (GSM8K + MATH train in the paper): QFT trains on them, the difficulty labels
 # grade the solver on them. Made once when either needs them.
-TRAINED_GENERATORS = {kind: [g for g in GENERATORS if config["generators"][g].get("training") in kinds]
-                      for kind, kinds in {"qft": ("qft", "qpo"), "qpo": ("qpo",)}.items()}
-SEED_QUESTIONS = f"{RESULTS}/train/seed_questions.jsonl"
 
 
 if TRAINED_GENERATORS["qft"] or DIFFICULTY_ON:
