@@ -20,7 +20,7 @@ COLUMNS = {
     "margin": "score minus the runner-up's score (empty when there was one candidate)",
     "candidates": "responses the reward model chose from",
     "response_model": "model that wrote the response",
-    "reward_model": "model that scored the responses",
+    "reward_model": "the reward model that rated the responses",
 }
 
 

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import copy
 import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import jsonschema
-import yaml
 
-from .difficulty import RULE_READS, KeepRuleError, check_keep_rule
 from .gpu_jobs import GpuConfigError, check_model_gpus
+from .keep_rule import RULE_READS, KeepRuleError, check_keep_rule
 from .minhash import lsh_rows
 from .models import is_local_model_path, local_folder_problem
 from .schema import load_schema
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending key."""

@@ -79,7 +79,7 @@ class ModelSpec:
     # Off unless the model's entry turns it on: remote code runs with the job's rights.
     trust_remote_code: bool = _DEFAULTS["trust_remote_code"]
     batch_size: int = _DEFAULTS["batch_size"]
-    gpus: int = 1  # hf: more than 1 spreads the layers over the visible GPUs (the schema's default depends on the engine)
+    gpus: int = 1  # hf: more than 1 spreads the layers over the GPUs (no schema default: it depends on the engine)
     vllm_args: Mapping[str, Any] = field(default_factory=dict)
     base_url: str | None = None
     api_key_env: str = _DEFAULTS["api_key_env"]

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from scalequest.difficulty import KeepRates, KeepRuleError, check_keep_rule, histogram, keep_rates
+from scalequest.keep_rule import KeepRates, KeepRuleError, check_keep_rule, histogram, keep_rates
 from scalequest.models import ModelSpec
 from scalequest.records import LABELS, SAMPLED, SCORED, SOLVABLE, read_shard, to_table, write_shard
 from scalequest.stages.difficulty import label_shard, score_shard

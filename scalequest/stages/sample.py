@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..atomic import write_json_atomic
-from ..difficulty import KeepRates, histogram, keep_rates
+from ..keep_rule import KeepRates, histogram, keep_rates
 from ..records import SAMPLED, SCORED, read_columns, read_shard
 from ..stats import ShardStats, StatsError
 from ..training.job import METRICS_FILE

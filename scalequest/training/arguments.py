@@ -15,7 +15,7 @@ def trl_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
 
 def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
     """Keyword arguments of transformers' TrainingArguments. With `evaluate`, the held-out set is
-    scored before the first step and after each epoch (inside train(): a separate evaluate()
+    evaluated before the first step and after each epoch (inside train(): a separate evaluate()
     before train() leaves DeepSpeed without its training engine).
 
     On a machine without CUDA, `use_cpu` keeps every rank on one shared model (without it, each

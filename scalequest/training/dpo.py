@@ -21,7 +21,7 @@ def preference_rows(pairs: list[dict[str, str]], prompt_style: str, eos: str) ->
 
 def train_dpo(job: TrainJob) -> dict[str, Any]:
     """DPO from `job.base_model` (the QFT model); returns metrics including held-out reward
-    accuracy (chosen scored above rejected) before and after. Rank 0 saves to `job.output_dir`."""
+    accuracy (chosen rated above rejected) before and after. Rank 0 saves to `job.output_dir`."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
