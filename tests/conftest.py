@@ -43,6 +43,13 @@ def tiny_config() -> dict:
     return validate_config(load_config_files(REPO / "config.yaml", REPO / "presets" / "tiny.yaml"))
 
 
+def full_config() -> dict:
+    """The full-scale run's config: config.yaml, validated."""
+    from scalequest.config import load_config_files, validate_config
+
+    return validate_config(load_config_files(REPO / "config.yaml"))
+
+
 def shards_per_stage(config: dict) -> int:
     """How many shards each per-shard stage of a run of `config` has, over all generators."""
     from scalequest.shards import shard_count

@@ -13,6 +13,7 @@ from conftest import (
     SHARED_DATA_ENV,
     copy_run,
     copy_workflow,
+    full_config,
     job_counts,
     release_bytes,
     run_snakemake,
@@ -222,11 +223,16 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     workdir = copy_workflow(tmp_path / "full")
     plan = run_snakemake(workdir, "-n", timeout=120)
     counts = job_counts(plan.stdout)
-    # sample runs in the respond job, best in the reward job, minhash and decontaminate in the screen job
-    shard_stages = {"generate": 200, "filter": 200, "difficulty": 200, "respond": 200, "reward": 200, "screen": 200}
-    release_stages = {"benchmark_ngrams": 1, "lsh_band": 20, "dedup": 1, "release": 1, "all": 1}
-    training = {"check_optimizer": 1, "seed_questions": 1, "qft": 2, "qpo_sample": 2, "qpo_rewrite": 2, "qpo_train": 2,
-                "difficulty_labels": 15, "difficulty_train": 1, "difficulty_gather": 1}
+    config = full_config()
+    shards, generators = shards_per_stage(config), len(config["generators"])
+    # sample runs in the respond job, best in the reward job, minhash and matches in the screen job
+    shard_stages = {rule: shards for rule in ("generate", "filter", "difficulty", "respond", "reward", "screen")}
+    release_stages = {"benchmark_ngrams": 1, "lsh_band": config["release"]["near_dup"]["bands"], "dedup": 1,
+                      "release": 1, "all": 1}
+    label_jobs = -(-config["seeds"]["max_questions"] // config["difficulty"]["labels"]["shard_size"])
+    training = {"check_optimizer": 1, "seed_questions": 1, "qft": generators, "qpo_sample": generators,
+                "qpo_rewrite": generators, "qpo_train": generators, "difficulty_labels": label_jobs,
+                "difficulty_train": 1, "difficulty_gather": 1}
     assert {rule: counts[rule] for rule in training} == training
     assert {rule: counts[rule] for rule in {**shard_stages, **release_stages}} == {**shard_stages, **release_stages}
     assert counts["total"] == sum(count for rule, count in counts.items() if rule != "total")
@@ -257,7 +263,8 @@ def test_questions_file_generator_plans_import_jobs(tmp_path):
         f"generators:\n  gsm8k-test: {{questions_file: {SHARED_DATA / 'gsm8k_test.jsonl'}, questions: 1319}}\n")
     plan = run_snakemake(workdir, "-n", "--configfile", "override.yaml", timeout=120)
     counts = job_counts(plan.stdout)
-    assert counts["import_questions"] == 1 and counts["generate"] == 200 and counts["filter"] == 201
+    shards = shards_per_stage(full_config())  # and one more: the file's 1,319 questions in one shard
+    assert counts["import_questions"] == 1 and counts["generate"] == shards and counts["filter"] == shards + 1
     (workdir / "missing.yaml").write_text("generators:\n  mine: {questions_file: no/such.jsonl, questions: 5}\n")
     missing = run_snakemake(workdir, "-n", "--configfile", "missing.yaml", check=False, timeout=120)
     assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
