@@ -98,7 +98,12 @@ def engine_resources(rule):
     """A job's GPUs, from the settings of the models it loads (scalequest/gpu_jobs.py): the Slurm
     request and the plan follow a model's tensor_parallel_size."""
     engine_rule(rule)
-    return {"gpu": lambda wildcards: job_gpus(config, rule, getattr(wildcards, "gen", None))}
+    # Worked out here, once per generator: a function would be called again for each of the rule's jobs.
+    by_gen = {gen: job_gpus(config, rule, gen) for gen in GENERATORS}
+    gpus = job_gpus(config, rule)
+    if all(count == gpus for count in by_gen.values()):
+        return {"gpu": gpus}
+    return {"gpu": lambda wildcards: by_gen[wildcards.gen] if hasattr(wildcards, "gen") else gpus}
 
 
 def loads_no_model(rule):
