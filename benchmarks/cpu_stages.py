@@ -4,6 +4,8 @@ single-process datasketch MinHashLSH baseline.
     .venv/bin/python benchmarks/cpu_stages.py --questions 100000
     .venv/bin/python benchmarks/cpu_stages.py --questions 2000000 --workdir /tmp/bench-2m
     .venv/bin/python benchmarks/cpu_stages.py --workdir /tmp/bench-2m --only lsh_band,dedup   # measure again
+    .venv/bin/python benchmarks/cpu_stages.py --questions 2000000 --response-chars 2000 --workdir /tmp/bench-2m-2k \
+        --only minhash,lsh_band,dedup,benchmark_index,decontaminate,merge,merge_in_memory --memory-limit-gb 20
 
 The set has planted near-duplicates (small edits, some exact copies) and planted GSM8K/MATH test
 questions (verbatim or reformatted; read from ../shared/data, or SCALEQUEST_SHARED_DATA). It is
@@ -11,6 +13,8 @@ written as best shards of --shard-size rows; every stage then runs the package's
 functions the way the workflow's jobs do: one call per shard (or per LSH band) spread over
 --processes worker processes, then the single join. Each stage runs in a fresh process; its peak
 memory is the largest sum of the resident memory of that process and its workers (benchmarks/measure.py).
+The merge (the streaming `release`) is measured beside the in-memory merge it replaced
+(`merge_in_memory`, kept here only as that baseline).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -32,16 +37,20 @@ sys.path.insert(0, str(REPO))
 
 from measure import measure  # noqa: E402  (benchmarks/measure.py, beside this script)
 
+from scalequest.atomic import atomic_dir, write_json_atomic, write_text_atomic  # noqa: E402
+from scalequest.card import render_card  # noqa: E402
 from scalequest.config import load_schema  # noqa: E402
+from scalequest.distributions import release_distributions  # noqa: E402
+from scalequest.funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize  # noqa: E402
 from scalequest.language import language_drop_reason  # noqa: E402
 from scalequest.neardup import pair_jaccard  # noqa: E402
 from scalequest.ngrams import ngram_sets  # noqa: E402
 from scalequest.normalize import normalize_for_matching, normalize_question  # noqa: E402
-from scalequest.records import BEST, read_shard, write_shard  # noqa: E402
-from scalequest.stages.decontaminate import decontaminate_shard, index_benchmarks  # noqa: E402
-from scalequest.stages.dedup import find_duplicates, lsh_band, minhash_shard  # noqa: E402
-from scalequest.stages.release import release  # noqa: E402
-from scalequest.stats import ShardStats, write_stats  # noqa: E402
+from scalequest.records import BEST, RELEASE, read_shard, write_shard  # noqa: E402
+from scalequest.stages.decontaminate import MATCHES, decontaminate_shard, index_benchmarks  # noqa: E402
+from scalequest.stages.dedup import find_duplicates, lsh_band, minhash_shard, read_duplicates  # noqa: E402
+from scalequest.stages.release import DropRule, attribute_contamination, contamination_reason, release  # noqa: E402
+from scalequest.stats import Funnel, ShardStats, StatsError, write_stats  # noqa: E402
 from scalequest.synthetic import planted_question_set  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -52,7 +61,14 @@ _RELEASE = load_schema()["properties"]["release"]["properties"]
 NEAR_DUP = {key: spec["default"] for key, spec in _RELEASE["near_dup"]["properties"].items()}
 DECONTAMINATION = {key: spec["default"] for key, spec in _RELEASE["decontamination"]["properties"].items()}
 SEED = 1234
-RESPONSE = "We compute step by step. " * 12 + "The answer is \\boxed{42}."  # ~320 characters per pair
+GENERATOR = "synthetic"
+RESPONSE_CHARS = 325  # the length of the fixed response the set had before --response-chars
+ROWS_PER_FILE = 250_000
+# Responses: words of a math-ish vocabulary and numbers, drawn at random, so that every pair's differs
+# and Parquet compresses them about as well as real ones (3-4x), not to nothing as with one repeated text.
+RESPONSE_WORDS = ("we compute step by step add the numbers then multiply subtract divide gives total so sum "
+                  "product each equals hence thus therefore let x y be of and a is in to from with").split()
+RESPONSE_END = " The answer is \\boxed{42}."
 
 
 # ---- the question set -----------------------------------------------------------------------
@@ -66,37 +82,64 @@ def benchmark_questions() -> list[str]:
     return questions
 
 
-def write_question_set(workdir: Path, questions: int, shard_size: int) -> None:
-    """Best shards (+ sidecars) of a planted set; what was planted goes to planted.json."""
+def responses(count: int, chars: int, rng: np.random.Generator) -> pa.Array:
+    """`count` different responses of `chars` characters each (ASCII): random RESPONSE_WORDS and
+    numbers, ending in RESPONSE_END. Built as one byte buffer with numpy: 2M x 2 KB in a minute."""
+    vocabulary = [word.encode() + b" " for word in RESPONSE_WORDS * 4 + [str(number) for number in range(200)]]
+    lengths = np.array([len(word) for word in vocabulary])
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    flat = np.frombuffer(b"".join(vocabulary), np.uint8)
+    end = np.frombuffer(RESPONSE_END.encode()[-chars:], np.uint8)
+    body = chars - len(end)
+    words = np.zeros(0, np.int64)
+    while lengths[words].sum() < count * body:  # draw words until they make enough bytes
+        words = np.concatenate((words, rng.integers(len(vocabulary), size=int(count * body / lengths.mean()) + 8)))
+    picked = lengths[words]
+    # Byte i of the stream is byte (i - where its word begins) of that word in `flat`.
+    within = np.arange(picked.sum()) - np.repeat(np.cumsum(picked) - picked, picked)
+    stream = flat[np.repeat(starts[words], picked) + within][:count * body]
+    data = np.hstack((stream.reshape(count, body), np.broadcast_to(end, (count, len(end))))).reshape(-1)
+    offsets = np.arange(count + 1, dtype=np.int32) * chars
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data)))
+
+
+def write_question_set(workdir: Path, questions: int, shard_size: int, response_chars: int) -> None:
+    """Best shards (+ sidecars) of a planted set, with responses of `response_chars` characters;
+    what was planted goes to planted.json."""
     benchmark = benchmark_questions()
     copies, benchmark_copies = int(questions * 0.04), min(len(benchmark), int(questions * 0.01))
     planted = planted_question_set(questions - copies - benchmark_copies, near_duplicates=copies, benchmark=benchmark,
                                    benchmark_copies=benchmark_copies, seed=SEED)
-    scores = np.random.default_rng(SEED).random(len(planted.questions))
+    rng = np.random.default_rng(SEED)
+    scores = rng.random(len(planted.questions))
     for shard, start in enumerate(range(0, len(planted.questions), shard_size)):
         part = planted.questions[start:start + shard_size]
-        ids = [f"synthetic-{shard:05d}-{start + i}" for i in range(len(part))]
-        table = pa.table({"id": ids, "generator": ["synthetic"] * len(part), "shard": [shard] * len(part),
+        ids = [f"{GENERATOR}-{shard:05d}-{start + i}" for i in range(len(part))]
+        table = pa.table({"id": ids, "generator": [GENERATOR] * len(part), "shard": [shard] * len(part),
                           "question": part, "question_model": ["none"] * len(part), "question_seed": [SEED] * len(part),
                           "difficulty": [None] * len(part),
-                          "response": [RESPONSE] * len(part), "score": scores[start:start + len(part)],
+                          "response": responses(len(part), response_chars, rng),
+                          "score": scores[start:start + len(part)],
                           "margin": [None] * len(part), "candidates": [1] * len(part),
                           "response_model": ["none"] * len(part), "reward_model": ["none"] * len(part)},
                          schema=BEST.schema)
-        path = workdir / "best" / f"{shard:05d}.parquet"
+        path = workdir / "best" / GENERATOR / f"{shard:05d}.parquet"
         write_shard(table, BEST, path)
-        stats = ShardStats("best", "synthetic", f"{shard:05d}", SEED, {})
+        stats = ShardStats("best", GENERATOR, f"{shard:05d}", SEED, {})
         stats.questions.keep(len(part))
         write_stats(path.with_name(f"{shard:05d}.stats.json"), stats)
     (workdir / "planted.json").write_text(json.dumps({
-        "ids": [f"synthetic-{position // shard_size:05d}-{position}" for position in range(len(planted.questions))],
-        "near_duplicate_of": planted.near_duplicate_of, "benchmark_item": planted.benchmark_item}))
+        "ids": [f"{GENERATOR}-{position // shard_size:05d}-{position}" for position in range(len(planted.questions))],
+        "near_duplicate_of": planted.near_duplicate_of, "benchmark_item": planted.benchmark_item,
+        "response_chars": response_chars}))
 
 
 # ---- the stages, each run in its own process ------------------------------------------------
 
 def shards(workdir: Path, stage: str) -> list[Path]:
-    return sorted((workdir / stage).glob("*.parquet"))
+    """A stage's shards; those of a per-shard stage are <stage>/<generator>/<shard>.parquet, as in the
+    workflow (the readers check that a shard's rows belong to its generator and number)."""
+    return sorted((workdir / stage).rglob("*.parquet"))
 
 
 def language_shard(path: Path) -> int:
@@ -129,7 +172,8 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
             return {"dropped": sum(pool.map(language_shard, best))}
     if stage == "minhash":
         with Pool(processes) as pool:
-            return {"rows": sum(pool.map(minhash_one, [(path, workdir / "minhash" / path.name) for path in best]))}
+            jobs = [(path, workdir / "minhash" / GENERATOR / path.name) for path in best]
+            return {"rows": sum(pool.map(minhash_one, jobs))}
     if stage == "lsh_band":
         minhash = shards(workdir, "minhash")
         jobs = [(minhash, band, workdir / "bands" / f"{band:02d}.parquet") for band in range(NEAR_DUP["bands"])]
@@ -149,21 +193,76 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
                                    summary_out=workdir / "benchmarks" / "benchmarks.json")
         return {"items": sum(about["items"] for about in summary["benchmarks"])}
     if stage == "decontaminate":
-        jobs = [(path, workdir / "benchmarks", workdir / "decontaminate" / path.name) for path in best]
+        jobs = [(path, workdir / "benchmarks", workdir / "decontaminate" / GENERATOR / path.name) for path in best]
         with Pool(processes) as pool:
             return {"matches": sum(pool.map(decontaminate_one, jobs))}
-    if stage == "merge":
-        funnel = release(best_paths=best, stats_paths={"best": sorted((workdir / "best").glob("*.stats.json"))},
-                         duplicates_path=workdir / "duplicates.parquet",
-                         contamination_paths=shards(workdir, "decontaminate"),
-                         benchmarks_path=workdir / "benchmarks" / "benchmarks.json", seed=SEED, rows_per_file=250000,
-                         name="benchmark", settings={}, data_dir=workdir / "release" / "data",
-                         card_path=workdir / "release" / "README.md", funnel_path=workdir / "release" / "funnel.json",
-                         contamination_out=workdir / "release" / "contamination.jsonl")
-        return {"released": funnel["released_pairs"]}
+    if stage in ("merge", "merge_in_memory"):
+        out = workdir / ("release" if stage == "merge" else "release_in_memory")
+        merge = release if stage == "merge" else release_in_memory
+        funnel = merge(best_paths=best, stats_paths={"best": sorted((workdir / "best").rglob("*.stats.json"))},
+                       duplicates_path=workdir / "duplicates.parquet",
+                       contamination_paths=shards(workdir, "decontaminate"),
+                       benchmarks_path=workdir / "benchmarks" / "benchmarks.json", absent_benchmarks={}, seed=SEED,
+                       rows_per_file=ROWS_PER_FILE, name="benchmark", settings={}, data_dir=out / "data",
+                       card_path=out / "README.md", funnel_path=out / "funnel.json",
+                       contamination_out=out / "contamination.jsonl")
+        return {"released": funnel["released_pairs"], "files": len(funnel["files"])}
     if stage == "datasketch":
         return datasketch_baseline(workdir)
     raise ValueError(f"unknown stage {stage}")
+
+
+def release_in_memory(*, best_paths, stats_paths, duplicates_path, contamination_paths, benchmarks_path,
+                      absent_benchmarks, seed, rows_per_file, name, settings, data_dir, card_path, funnel_path,
+                      contamination_out) -> dict:
+    """The baseline: the release as it was before it streamed (scalequest/stages/release.py then),
+    every best pair in one table: concatenate, drop, sort by id and permute, write the files; the
+    funnel, card and contamination.jsonl from that table."""
+    loaded = load_stage_stats(stats_paths)
+    stages = [stage for stage in SHARD_STAGES if stage in loaded]
+    check_chain(loaded, stages)
+    merged = pa.concat_tables([read_shard(path, BEST) for path in best_paths])
+    last_kept = sum(payload["questions"].kept for payload in loaded[stages[-1]].values())
+    if merged.num_rows != last_kept:
+        raise StatsError(f"the {stages[-1]} shards hold {merged.num_rows} pairs but their sidecars say {last_kept}")
+    summary = json.loads(Path(benchmarks_path).read_text(encoding="utf-8"))
+    benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
+    matches = pa.concat_tables([read_shard(path, MATCHES) for path in contamination_paths])
+    contamination = attribute_contamination(matches, benchmarks)
+    drop = DropRule(read_duplicates(duplicates_path, merged.num_rows), contamination)
+    reasons = drop(merged.column("id").to_pylist())
+    dropped = Counter({reason: 0 for reason in ["duplicate", "near_duplicate"]
+                       + [contamination_reason(benchmark) for benchmark in benchmarks]})
+    dropped.update(reason for reason in reasons if reason)
+    release_funnel = Funnel(total=len(reasons), kept=sum(reason is None for reason in reasons), dropped=dropped)
+    final = merged.filter(pa.array([reason is None for reason in reasons])).sort_by("id")
+    final = final.take(np.random.default_rng(seed).permutation(final.num_rows))
+    count = max(1, -(-final.num_rows // rows_per_file))
+    files = [f"train-{index:05d}-of-{count:05d}.parquet" for index in range(count)]
+    with atomic_dir(data_dir) as tmp:
+        for index, file in enumerate(files):
+            piece = final.slice(index * rows_per_file, rows_per_file).replace_schema_metadata(RELEASE.metadata())
+            pq.write_table(piece, tmp / file, compression="zstd")
+    matched = Counter(match["benchmark"] for found in contamination.values() for match in found)
+    funnel = {
+        "stages": summarize(loaded, stages) + [{"stage": "release", "questions": release_funnel.to_json()}],
+        "released_pairs": final.num_rows, "files": [f"data/{file}" for file in files], "models": models_used(loaded),
+        "decontamination": {"ngram": summary.get("ngram"), "absent": dict(absent_benchmarks), "benchmarks": {
+            about["name"]: {"source": about["source"], "items": about["items"], "matched": matched[about["name"]],
+                            "dropped": dropped[contamination_reason(about["name"])]}
+            for about in summary["benchmarks"]}},
+        "distributions": release_distributions(final),
+    }
+    write_json_atomic(funnel_path, funnel)
+    rows = [row for row, reason in enumerate(reasons) if reason and reason.startswith("contaminated:")]
+    records = sorted(({**picked, "reason": reasons[row], "matches": contamination[picked["id"]]} for row, picked in
+                      zip(rows, merged.select(["id", "question"]).take(pa.array(rows, pa.int64())).to_pylist())),
+                     key=lambda record: record["id"])
+    write_text_atomic(contamination_out, "".join(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+                                                 for record in records))
+    write_text_atomic(card_path, render_card(name=name, funnel=funnel, settings=settings,
+                                             sample=final.slice(0, 3).to_pylist()))
+    return funnel
 
 
 def datasketch_baseline(workdir: Path) -> dict:
@@ -233,7 +332,7 @@ def _precision_recall(dropped: set, expected: list, group: dict, originals: set)
             "recall": round(found / max(1, len(expected)), 4)}
 
 
-STAGES = ["language", "minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate", "merge"]
+STAGES = ["language", "minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate", "merge", "merge_in_memory"]
 TARGET = ["minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate"]  # near-dup + decontamination
 
 
@@ -241,6 +340,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100_000)
     parser.add_argument("--shard-size", type=int, default=10000)
+    parser.add_argument("--response-chars", type=int, default=RESPONSE_CHARS,
+                        help="characters of each pair's response, when the set is written (default %(default)s)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="default: a new temporary folder; one holding a set is reused")
     parser.add_argument("--only", help="comma-separated stages to measure again (e.g. lsh_band,dedup)")
@@ -254,11 +355,13 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="scalequest-bench-"))
     if not (workdir / "planted.json").exists():
         started = time.perf_counter()
-        write_question_set(workdir, args.questions, args.shard_size)
+        write_question_set(workdir, args.questions, args.shard_size, args.response_chars)
         print(f"question set written in {time.perf_counter() - started:.0f} s")
     rows = sum(pq.read_metadata(path).num_rows for path in shards(workdir, "best"))
-    print(f"{rows} questions in {len(shards(workdir, 'best'))} shards in {workdir}; {args.processes} worker "
-          f"processes per stage\nnear_dup {NEAR_DUP}, decontamination ngram {DECONTAMINATION['ngram']}, "
+    response_chars = json.loads((workdir / "planted.json").read_text()).get("response_chars", "~320")
+    print(f"{rows} questions with {response_chars}-character responses in {len(shards(workdir, 'best'))} shards in "
+          f"{workdir}; {args.processes} worker processes per stage\n"
+          f"near_dup {NEAR_DUP}, decontamination ngram {DECONTAMINATION['ngram']}, "
           f"min_overlap {DECONTAMINATION['min_overlap']}\n")
     stages = args.only.split(",") if args.only else STAGES + ([] if args.no_baseline else ["datasketch"])
     figures = measure_stages(workdir, stages, args.processes, int(args.memory_limit_gb * 2**30))
@@ -273,10 +376,15 @@ def measure_stages(workdir: Path, stages: list[str], processes: int, limit: int)
     figures = {}
     for stage in stages:
         command = [sys.executable, __file__, "--stage", stage, "--workdir", str(workdir), "--processes", str(processes)]
+        started = time.perf_counter()
         try:
             seconds, peak, output = measure(command, limit=limit)
         except MemoryError as error:
             print(f"{stage:<22}  {error}", flush=True)
+            continue
+        except SystemExit:  # the stage failed (its traceback is above): measure the others
+            # e.g. merge_in_memory past 2**31 characters of responses: Arrow's string offsets overflow
+            print(f"{stage:<22}  failed after {time.perf_counter() - started:.0f} s", flush=True)
             continue
         figures[stage] = (seconds, peak)
         print(f"{stage:<22}{seconds:>10.1f}{peak / 2**20:>10.0f}  {output.strip()}", flush=True)
@@ -289,6 +397,11 @@ def print_summary(figures: dict[str, tuple[float, int]], processes: int) -> None
         peak = max(figures[stage][1] for stage in TARGET)
         print(f"\nnear-dup + decontamination: {seconds:.0f} s, peak {peak / 2**30:.2f} GB "
               f"(target: 2M questions in < 900 s and < 8 GB on 2 cores)")
+    if "merge" in figures and "merge_in_memory" in figures:
+        (ours, ours_peak), (theirs, theirs_peak) = figures["merge"], figures["merge_in_memory"]
+        print(f"merge: streaming {ours:.1f} s, peak {ours_peak / 2**20:.0f} MB; in memory {theirs:.1f} s, peak "
+              f"{theirs_peak / 2**20:.0f} MB; streaming/in-memory: time {ours / theirs:.2f}x, peak memory "
+              f"{ours_peak / theirs_peak:.2f}x (target at 2M x 2 KB: <= 2 GB and <= 2x the time)")
     ours_stages = ("minhash", "lsh_band", "dedup")
     if "datasketch" in figures and all(stage in figures for stage in ours_stages):
         ours = sum(figures[stage][0] for stage in ours_stages)

@@ -22,17 +22,25 @@ def describe(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
             "max": round(float(values.max()), 4)}
 
 
+def release_measures(table: pa.Table) -> pa.Table:
+    """The few numbers per pair that the distributions describe: all a streaming release keeps of
+    each row (about 40 bytes), not its text."""
+    return pa.table({"question_chars": pc.utf8_length(table.column("question")),
+                     "response_chars": pc.utf8_length(table.column("response")),
+                     **{name: table.column(name) for name in ("score", "margin", "difficulty")}})
+
+
+def describe_measures(measures: pa.Table) -> dict[str, dict[str, Any]]:
+    """Per measure (release_measures' columns, of every released pair): its description. Margins and
+    difficulty leave out the pairs that have none."""
+    def present(name: str) -> np.ndarray:
+        column = measures.column(name)
+        return pc.drop_null(column).to_numpy() if len(column) else np.zeros(0)
+
+    return {name: describe(present(name)) for name in measures.column_names}
+
+
 def release_distributions(table: pa.Table) -> dict[str, dict[str, Any]]:
     """Per measure of the released pairs: its description. Lengths are in characters; margins and
     difficulty leave out the pairs that have none."""
-    def present(name: str) -> np.ndarray:
-        column = table.column(name)
-        return pc.drop_null(column).to_numpy() if len(column) else np.zeros(0)
-
-    return {
-        "question_chars": describe(pc.utf8_length(table.column("question")).to_numpy()),
-        "response_chars": describe(pc.utf8_length(table.column("response")).to_numpy()),
-        "score": describe(present("score")),
-        "margin": describe(present("margin")),
-        "difficulty": describe(present("difficulty")),
-    }
+    return describe_measures(release_measures(table))

@@ -9,7 +9,8 @@ from scalequest.records import BEST, to_table
 from scalequest.stages.best import pick_best
 from scalequest.stages.decontaminate import MATCHES
 from scalequest.stages.dedup import DUPLICATES_SCHEMA
-from scalequest.stages.release import attribute_contamination, drop_reasons, shuffle
+from scalequest.stages.release import DropRule, attribute_contamination
+from scalequest.stages.shuffle import shuffle_table as shuffle
 from scalequest.stats import Funnel, StatsError
 
 
@@ -41,7 +42,7 @@ def test_duplicates_go_first_then_contamination_by_highest_overlap_then_config_o
                                            ("d", "math500", 0.8), ("d", "math", 0.8)]], schema=MATCHES.schema)
     contamination = attribute_contamination(matches, ["gsm8k", "math", "math500"])
     assert [match["benchmark"] for match in contamination["d"]] == ["math", "math500"]
-    reasons = drop_reasons(["a", "b", "c", "d", "e"], duplicates, contamination)
+    reasons = DropRule(duplicates, contamination)(["a", "b", "c", "d", "e"])
     assert reasons == ["duplicate", "near_duplicate", "contaminated:gsm8k", "contaminated:math", None]
 
 

@@ -14,8 +14,9 @@ from scalequest.records import BEST, write_shard
 from scalequest.stages import release as release_module
 from scalequest.stages.decontaminate import MATCHES
 from scalequest.stages.dedup import DUPLICATES_SCHEMA, _write_table
-from scalequest.stages.release import release, shuffle
+from scalequest.stages.release import release
 from scalequest.stages.shuffle import BucketShuffle, bucket_of, order_keys
+from scalequest.stages.shuffle import shuffle_table as shuffle
 from scalequest.stats import ShardStats, write_stats
 
 SHARDS, ROWS, SEED, ROWS_PER_FILE = 4, 30, 7, 25
@@ -61,6 +62,12 @@ def inputs(tmp_path_factory) -> dict:
             "benchmarks": root / "benchmarks.json"}
 
 
+@pytest.fixture(autouse=True)
+def small_buckets(monkeypatch):
+    """Buckets of one shard's rows (30), as if the pairs were large: four buckets, not one."""
+    monkeypatch.setattr(release_module, "BUCKET_BYTES", 1)
+
+
 def run_release(inputs: dict, out: Path, best=None, rows_per_file: int = ROWS_PER_FILE) -> dict:
     return release(best_paths=inputs["best"] if best is None else best, stats_paths={"best": inputs["stats"]},
                    duplicates_path=inputs["duplicates"], contamination_paths=inputs["matches"],
@@ -84,6 +91,8 @@ def test_same_bytes_twice_and_in_any_shard_order(inputs, tmp_path):
     run_release(inputs, tmp_path / "c", best=list(reversed(inputs["best"])))
     first = release_bytes(tmp_path / "a")
     assert len([name for name in first if name.startswith("data/")]) == 5
+    files = sorted((tmp_path / "a" / "data").glob("*.parquet"))
+    assert sum(pq.read_metadata(path).num_row_groups for path in files) > len(files)  # pieces of several buckets
     assert first == release_bytes(tmp_path / "b") == release_bytes(tmp_path / "c")
 
 
@@ -138,6 +147,17 @@ def test_no_bucket_files_remain_even_after_a_failure(inputs, tmp_path, monkeypat
     with pytest.raises(RuntimeError, match="disk full"):
         run_release(inputs, tmp_path / "failed")
     assert list((tmp_path / "failed").iterdir()) == []
+
+
+def test_buckets_by_size(inputs, monkeypatch):
+    plans = [release_module.ShardPlan(path=Path(f"{shard}.parquet"), rows=rows, kept=np.ones(rows, bool),
+                                      keys=np.zeros(rows, np.uint64), contaminated={}, data_bytes=rows * 1000)
+             for shard, rows in enumerate([100, 300, 200])]
+    monkeypatch.setattr(release_module, "BUCKET_BYTES", 450_000)
+    assert release_module.rows_per_bucket(plans) == 450
+    assert release_module.rows_per_bucket(plans[::-1]) == 450
+    monkeypatch.setattr(release_module, "BUCKET_BYTES", 1000)
+    assert release_module.rows_per_bucket(plans) == 300  # never fewer than the largest shard's
 
 
 def test_bucket_count_does_not_change_the_order(inputs, tmp_path):

@@ -1,10 +1,11 @@
 """Stage 6: merge every generator's pairs, drop duplicates, near-duplicates and benchmark
 questions (as decided by the dedup and decontaminate rules), deterministic shuffle, Parquet files,
-the dataset card, funnel.json and contamination.jsonl."""
+the dataset card, funnel.json and contamination.jsonl; streamed, shard by shard and bucket by bucket."""
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -15,13 +16,14 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_dir, write_json_atomic, write_text_atomic
 from ..card import render_card
-from ..distributions import release_distributions
+from ..distributions import describe_measures, release_measures
 from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize
-from ..records import BEST, RELEASE, read_shard
+from ..records import BEST, RELEASE, ShardFormatError, read_columns, read_shard
 from ..stats import Funnel, StatsError
 from .decontaminate import MATCHES
 from .dedup import read_duplicates
 from .sample import check_sampled_with, difficulty_summary
+from .shuffle import BucketShuffle, bucket_count, order_keys
 
 
 def contamination_reason(benchmark: str) -> str:
@@ -40,37 +42,161 @@ def attribute_contamination(matches: pa.Table, benchmarks: Sequence[str]) -> dic
     return by_id
 
 
-def drop_reasons(ids: Sequence[str], duplicates: pa.Table,
-                 contamination: Mapping[str, list[dict[str, Any]]]) -> list[str | None]:
-    """Each row's drop reason, None for kept rows. Exact duplicates first, then near-duplicates
-    (both from the dedup rule), then contamination of the rows still kept."""
-    duplicate_reason = dict(zip(duplicates.column("id").to_pylist(), duplicates.column("reason").to_pylist()))
-    reasons = []
-    for row_id in ids:
-        reason = duplicate_reason.get(row_id)
-        if reason is None and row_id in contamination:
-            reason = contamination_reason(contamination[row_id][0]["benchmark"])
-        reasons.append(reason)
-    return reasons
+class DropRule:
+    """Each row's drop reason from its id, None for kept rows. Exact duplicates first, then
+    near-duplicates (both from the dedup rule), then contamination of the rows still kept. Built
+    once per release, then asked shard by shard."""
+
+    def __init__(self, duplicates: pa.Table, contamination: Mapping[str, list[dict[str, Any]]]) -> None:
+        self._duplicate = dict(zip(duplicates.column("id").to_pylist(), duplicates.column("reason").to_pylist()))
+        self._contaminated = {row_id: contamination_reason(found[0]["benchmark"])
+                              for row_id, found in contamination.items()}
+
+    def __call__(self, ids: Sequence[str]) -> list[str | None]:
+        return [self._duplicate.get(row_id) or self._contaminated.get(row_id) for row_id in ids]
 
 
-def shuffle(table: pa.Table, seed: int) -> pa.Table:
-    """A seeded permutation of rows first sorted by id, so input order never matters."""
-    table = table.sort_by("id")
-    return table.take(np.random.default_rng(seed).permutation(table.num_rows))
+@dataclass
+class ShardPlan:
+    """What the first pass decided about one best shard, from its ids alone."""
+
+    path: Path
+    rows: int
+    kept: np.ndarray  # bool per row
+    keys: np.ndarray  # order_keys of the kept rows
+    contaminated: dict[int, str]  # row → reason, for contamination.jsonl
+    data_bytes: int  # its rows' size before compression (Parquet's footer): about their size in memory
 
 
-def write_parquet_files(table: pa.Table, data_dir: str | Path, rows_per_file: int) -> list[str]:
-    """train-XXXXX-of-YYYYY.parquet files in a directory that appears atomically."""
-    count = max(1, -(-table.num_rows // rows_per_file))
-    names = []
-    with atomic_dir(data_dir) as tmp:
-        for index in range(count):
-            name = f"train-{index:05d}-of-{count:05d}.parquet"
-            piece = table.slice(index * rows_per_file, rows_per_file).replace_schema_metadata(RELEASE.metadata())
-            pq.write_table(piece, tmp / name, compression="zstd")
-            names.append(name)
-    return names
+def plan_shard(path: str | Path, rule: DropRule, seed: int, reasons: Counter) -> ShardPlan:
+    """Read one best shard's ids (read_columns checks that its rows are its own), decide its drops
+    and count them in `reasons`."""
+    ids = read_columns(path, BEST.stage, ["id"]).column("id").to_pylist()
+    decided = rule(ids)
+    reasons.update(decided)
+    kept = np.array([reason is None for reason in decided], dtype=bool)
+    footer = pq.read_metadata(path)
+    return ShardPlan(path=Path(path), rows=len(ids), kept=kept,
+                     keys=order_keys([row_id for row_id, keep in zip(ids, kept) if keep], seed),
+                     contaminated={row: reason for row, reason in enumerate(decided)
+                                   if reason and reason.startswith("contaminated:")},
+                     data_bytes=sum(footer.row_group(group).total_byte_size for group in range(footer.num_row_groups)))
+
+
+def _check_best_schema(path: str | Path) -> None:
+    """read_shard's stage and column checks, from the file's footer only."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
+    stage = (schema.metadata or {}).get(b"scalequest.stage", b"").decode()
+    if stage != BEST.stage:
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{BEST.stage}'")
+    if not schema.equals(BEST.schema, check_metadata=False):
+        raise ShardFormatError(f"{path}: columns {schema.names} differ from the '{BEST.stage}' schema {BEST.columns}")
+
+
+class ReleaseFiles:
+    """train-XXXXX-of-YYYYY.parquet files of `rows_per_file` rows (the last one fewer) in a directory
+    that appears atomically, written from pieces in order: one open file at a time, so no more than
+    one piece is in memory. Each piece becomes its own row groups."""
+
+    def __init__(self, directory: Path, rows: int, rows_per_file: int) -> None:
+        self.directory, self.rows_per_file = directory, rows_per_file
+        self.count = max(1, -(-rows // rows_per_file))
+        self.names: list[str] = []
+        self._schema = BEST.schema.with_metadata(RELEASE.metadata())
+        self._writer: pq.ParquetWriter | None = None
+        self._room = 0
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._writer is None:
+                self._open()
+            piece = table.slice(0, self._room)
+            self._writer.write_table(piece)
+            self._room -= piece.num_rows
+            table = table.slice(piece.num_rows)
+            if not self._room:
+                self._writer.close()
+                self._writer = None
+
+    def close(self) -> list[str]:
+        """Finish the last file (an empty one if nothing was released); the files' names."""
+        if not self.names:
+            self._open()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if len(self.names) != self.count:
+            raise AssertionError(f"wrote {len(self.names)} release files, expected {self.count}")
+        return self.names
+
+    def _open(self) -> None:
+        name = f"train-{len(self.names):05d}-of-{self.count:05d}.parquet"
+        self._writer = pq.ParquetWriter(self.directory / name, self._schema, compression="zstd")
+        self.names.append(name)
+        self._room = self.rows_per_file
+
+
+CARD_SAMPLE = 3  # the card's example pairs: the release's first rows
+
+
+@dataclass
+class Released:
+    """What the release files hold, in small: for the funnel, the card and contamination.jsonl."""
+
+    files: list[str] = field(default_factory=list)
+    measures: pa.Table | None = None  # release_measures of every released row
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    contaminated: list[dict[str, Any]] = field(default_factory=list)  # id, question and drop reason
+
+
+# A bucket's rows, about: 128 MiB in memory (sorting one takes 2-3 times that), and never fewer rows
+# than the largest shard's. Not a shard's worth only: with M shards and B buckets the spill holds M x B
+# batches, and below ~100 KB a batch (file opens, footers, LZ4 frames) costs more than its rows:
+# at 2M pairs of ~320 characters, 200 buckets of one shard's rows made the merge 2.5x slower than in memory.
+BUCKET_BYTES = 128 * 2**20
+
+
+def rows_per_bucket(plans: Sequence[ShardPlan]) -> int:
+    """Rows per bucket: about BUCKET_BYTES of them, at least the largest shard's. From the shards'
+    footers, so the same inputs give the same buckets (and bytes), in any order."""
+    rows, data_bytes = sum(plan.rows for plan in plans), sum(plan.data_bytes for plan in plans)
+    by_size = BUCKET_BYTES * rows // data_bytes if data_bytes else 0
+    return max(by_size, max((plan.rows for plan in plans), default=1), 1)
+
+
+def write_release(plans: Sequence[ShardPlan], data_dir: str | Path, rows_per_file: int) -> Released:
+    """The second pass: each shard's kept rows into hash buckets on disk (and its contaminated rows'
+    questions aside), then bucket by bucket in shuffled order into the release files, keeping only
+    the rows' measures and the card's sample. Memory: one shard or one bucket (rows_per_bucket) at a
+    time, whatever the release's size."""
+    kept = sum(int(plan.kept.sum()) for plan in plans)
+    buckets = bucket_count(kept, rows_per_bucket(plans))
+    released = Released()
+    with atomic_dir(data_dir) as tmp, BucketShuffle(data_dir, buckets) as spill:
+        for plan in plans:
+            table = read_shard(plan.path, BEST)
+            if table.num_rows != plan.rows:
+                raise ShardFormatError(f"{plan.path}: changed while the release was read ({plan.rows} rows, "
+                                       f"now {table.num_rows})")
+            rows = sorted(plan.contaminated)
+            picked = table.select(["id", "question"]).take(pa.array(rows, pa.int64())).to_pylist()
+            released.contaminated.extend({**row, "reason": plan.contaminated[number]}
+                                         for number, row in zip(rows, picked))
+            spill.add(table.filter(pa.array(plan.kept)), plan.keys)
+            del table
+        files = ReleaseFiles(tmp, kept, rows_per_file)
+        measures = []
+        for bucket in spill:
+            files.write(bucket)
+            measures.append(release_measures(bucket))
+            if len(released.sample) < CARD_SAMPLE:
+                released.sample.extend(bucket.slice(0, CARD_SAMPLE - len(released.sample)).to_pylist())
+        released.files = files.close()
+    released.measures = pa.concat_tables(measures) if measures else release_measures(BEST.schema.empty_table())
+    return released
 
 
 def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Sequence[str | Path]],
@@ -83,41 +209,45 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
     the optional benchmarks left out because their file was not there. `difficulty` (when scoring is on)
     names the gathered keep rates, the sample shards and the scorer's folder, for the
-    difficulty histograms before and after sampling."""
+    difficulty histograms before and after sampling.
+
+    Streams (memory about one shard's, plus ~60 bytes per pair for ids, order keys and measures):
+    a first pass decides the drops from the shards' ids alone; a second spills the kept rows into
+    hash buckets on disk and writes the release from them bucket by bucket (stages/shuffle.py)."""
     loaded = load_stage_stats(stats_paths)
     stages = [stage for stage in SHARD_STAGES if stage in loaded]
     check_chain(loaded, stages)
-    tables = [read_shard(path, BEST) for path in best_paths]
-    merged = pa.concat_tables(tables) if tables else BEST.schema.empty_table()
-    last_kept = sum(payload["questions"].kept for payload in loaded[stages[-1]].values())
-    if merged.num_rows != last_kept:
-        raise StatsError(f"the {stages[-1]} shards hold {merged.num_rows} pairs but their sidecars say {last_kept}")
     summary = json.loads(Path(benchmarks_path).read_text(encoding="utf-8")) if benchmarks_path else {"benchmarks": []}
     benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
     contamination = attribute_contamination(_read_matches(contamination_paths), benchmarks)
-    reasons = drop_reasons(merged.column("id").to_pylist(), read_duplicates(duplicates_path, merged.num_rows),
-                           contamination)
-    release_funnel = _release_funnel(reasons, benchmarks)
-    final = shuffle(merged.filter(pa.array([reason is None for reason in reasons])), seed)
-    files = write_parquet_files(final, data_dir, rows_per_file)
+    for path in best_paths:
+        _check_best_schema(path)
+    total = sum(pq.read_metadata(path).num_rows for path in best_paths)
+    last_kept = sum(payload["questions"].kept for payload in loaded[stages[-1]].values())
+    if total != last_kept:
+        raise StatsError(f"the {stages[-1]} shards hold {total} pairs but their sidecars say {last_kept}")
+    rule = DropRule(read_duplicates(duplicates_path, total), contamination)
+    reasons: Counter = Counter()
+    plans = [plan_shard(path, rule, seed, reasons) for path in best_paths]
+    release_funnel = _release_funnel(total, reasons, benchmarks)
+    released = write_release(plans, data_dir, rows_per_file)
     funnel = {
         "stages": summarize(loaded, stages) + [{"stage": "release", "questions": release_funnel.to_json()}],
-        "released_pairs": final.num_rows,
-        "files": [f"data/{file}" for file in files],
+        "released_pairs": release_funnel.kept,
+        "files": [f"data/{file}" for file in released.files],
         "models": models_used(loaded),
         "decontamination": {**_contamination_counts(summary, contamination, release_funnel.dropped),
                             "absent": dict(absent_benchmarks)},
-        "distributions": release_distributions(final),
+        "distributions": describe_measures(released.measures),
     }
     if difficulty:
         check_sampled_with(loaded["sample"], difficulty["keep_rates"])
-        funnel["difficulty"] = difficulty_summary(keep_rates_path=difficulty["keep_rates"],
-                                                  sample_paths=difficulty["sampled"], scorer_dir=difficulty["scorer"],
-                                                  released=pc.drop_null(final.column("difficulty")).to_numpy())
+        funnel["difficulty"] = difficulty_summary(
+            keep_rates_path=difficulty["keep_rates"], sample_paths=difficulty["sampled"],
+            scorer_dir=difficulty["scorer"], released=pc.drop_null(released.measures.column("difficulty")).to_numpy())
     write_json_atomic(funnel_path, funnel)
-    write_contamination(contamination_out, merged, reasons, contamination)
-    write_text_atomic(card_path, render_card(name=name, funnel=funnel, settings=settings,
-                                             sample=final.slice(0, 3).to_pylist()))
+    write_contamination(contamination_out, released.contaminated, contamination)
+    write_text_atomic(card_path, render_card(name=name, funnel=funnel, settings=settings, sample=released.sample))
     return funnel
 
 
@@ -126,12 +256,13 @@ def _read_matches(paths: Sequence[str | Path]) -> pa.Table:
     return pa.concat_tables(tables) if tables else MATCHES.schema.empty_table()
 
 
-def _release_funnel(reasons: Sequence[str | None], benchmarks: Sequence[str]) -> Funnel:
-    """In, kept and dropped by reason; every reason is listed, with 0 where nothing was dropped."""
-    funnel = Funnel(total=len(reasons), kept=sum(reason is None for reason in reasons))
+def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> Funnel:
+    """In, kept and dropped by reason (`reasons`: each row's, None for kept); every reason is listed,
+    with 0 where nothing was dropped."""
+    funnel = Funnel(total=total, kept=reasons[None])
     funnel.dropped.update({reason: 0 for reason in ["duplicate", "near_duplicate"]
                            + [contamination_reason(benchmark) for benchmark in benchmarks]})
-    funnel.dropped.update(reason for reason in reasons if reason)
+    funnel.dropped.update({reason: count for reason, count in reasons.items() if reason})
     funnel.check("release")
     return funnel
 
@@ -147,14 +278,13 @@ def _contamination_counts(summary: Mapping[str, Any], contamination: Mapping[str
         for about in summary["benchmarks"]}}
 
 
-def write_contamination(path: str | Path, merged: pa.Table, reasons: Sequence[str | None],
+def write_contamination(path: str | Path, picked: Sequence[Mapping[str, Any]],
                         contamination: Mapping[str, list[dict[str, Any]]]) -> None:
     """One JSON line per question dropped as contaminated, by id: the question, the reason and every
-    benchmark item it matches (the one it was dropped for first)."""
-    rows = pa.array([row for row, reason in enumerate(reasons) if reason and reason.startswith("contaminated:")],
-                    pa.int64())
-    records = [{**picked, "reason": reasons[row], "matches": contamination[picked["id"]]}
-               for row, picked in zip(rows.to_pylist(), merged.select(["id", "question"]).take(rows).to_pylist())]
+    benchmark item it matches (the one it was dropped for first). `picked`: those rows' ids,
+    questions and reasons."""
+    records = [{"id": row["id"], "question": row["question"], "reason": row["reason"],
+                "matches": contamination[row["id"]]} for row in picked]
     records.sort(key=lambda record: record["id"])
     write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
                                     for record in records))
