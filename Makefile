@@ -42,7 +42,7 @@ lint: install
 	$(RUN) $(BIN)/snakemake --lint
 
 test: lint
-	$(RUN) $(BIN)/python -m pytest -ra tests
+	$(RUN) $(BIN)/python -m pytest -ra --durations=20 tests
 
 test-fast: install
 	$(RUN) $(BIN)/python -m pytest -ra -m "not slurm and not vllm" tests
