@@ -297,3 +297,11 @@ def test_rule_entry_modules_load_only_their_envs_packages(rule, resolve):
     needed = distributions(loaded_by(entry))
     missing = {module: sorted(dists) for module, dists in needed.items() if dists & pinned and not dists & available}
     assert not missing, f"importing {entry} ({rule.script}) loads what envs/{rule.conda} lacks: {missing}"
+
+
+def test_training_never_imports_the_stages():
+    """One direction only (stages may read training's metrics file name): a cycle between them once
+    pulled the grader into the training environment."""
+    for path in sorted((REPO / "scalequest" / "training").glob("*.py")):
+        imported = imported_modules(path, "scalequest.training")
+        assert not {module for module in imported if module.startswith("scalequest.stages")}, path.name
