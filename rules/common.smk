@@ -168,6 +168,7 @@ SCORER_DIR = f"{DIFFICULTY_DIR}/scorer"
 KEEP_RATES = f"{RESULTS}/difficulty/keep_rates.json"
 LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["shard_size"])
 LSH_BANDS = [f"{band:02d}" for band in range(NEAR_DUP["bands"])] if NEAR_DUP["enabled"] else []  # dedup.smk
+MINHASH_LIST = f"{RESULTS}/dedup/minhash_shards.json"
 DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
 BENCHMARK_DIR = f"{RESULTS}/benchmarks"  # benchmark_ngrams.smk
 BENCHMARK_ITEMS = f"{BENCHMARK_DIR}/items.parquet"

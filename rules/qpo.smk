@@ -1,16 +1,11 @@
 # Stage 2, QPO: sample questions from the QFT model, rewrite them with the optimizer into
 # preference pairs, and train DPO on them (reference = the QFT model).
-import sys
-
-from scalequest.api_check import api_warnings
+from scalequest.api_check import warn_at_exit
 from scalequest.models import ModelSpec
-
-
 
 # A dry run says what will stop the real run at check_optimizer (no key, an endpoint that does not answer).
 if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER and not os.path.exists(OPTIMIZER_CHECK):
-    for _warning in api_warnings(ModelSpec.from_config(config, OPTIMIZER)):
-        print(f"Warning: {_warning}; the run will stop at rule check_optimizer, before any job.", file=sys.stderr)
+    warn_at_exit(ModelSpec.from_config(config, OPTIMIZER), "the run will stop at rule check_optimizer, before any job.")
 
 
 if TRAINED_GENERATORS["qpo"] and API_OPTIMIZER:

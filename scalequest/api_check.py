@@ -1,10 +1,12 @@
-"""What a dry run can tell about an API model before any job, in about a second: whether the
-variable that holds its key is set, and whether its endpoint accepts a connection. (The real run
+"""What a dry run can tell about an API model before any job, in at most a second spent beside the
+planning: whether the variable that holds its key is set, and whether its endpoint accepts a connection. (The real run
 checks the endpoint fully in rule check_optimizer, before any job is submitted.)"""
 from __future__ import annotations
 
+import atexit
 import os
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +49,22 @@ def api_warnings(spec: ModelSpec, timeout: float = 1.0) -> list[str]:
     if url.hostname and not _connects(url.hostname, port, timeout):
         warnings.append(f"model '{spec.key}': {spec.base_url} did not accept a connection within {timeout:g} s")
     return warnings
+
+
+def warn_at_exit(spec: ModelSpec, then: str) -> None:
+    """Look for api_warnings in a thread while the workflow plans, and print them to stderr (each
+    followed by `then`) when this process exits: waiting on an endpoint that does not answer then
+    costs the dry run nothing (a run stops at rule check_optimizer anyway, and says why)."""
+    found: list[str] = []
+    thread = threading.Thread(target=lambda: found.extend(api_warnings(spec)), daemon=True)
+    thread.start()
+
+    def report() -> None:
+        thread.join(timeout=5)
+        for warning in found:
+            print(f"Warning: {warning}; {then}", file=sys.stderr)
+
+    atexit.register(report)
 
 
 def check_optimizer_job(optimizer: Mapping[str, Any], out: str | Path) -> None:

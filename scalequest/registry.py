@@ -118,6 +118,7 @@ STAGES: tuple[Stage, ...] = (
     # Stage 6: the release's checks, then the release.
     Stage("minhash", Job("screen", CPU)),  # one column per LSH band: stages/dedup.py minhash_schema
     Stage("matches", with_job="minhash", schema="stages.decontaminate:MATCHES"),
+    Stage("minhash_list", Job("minhash_list", LOCAL)),  # one input for the band jobs, not every shard
     Stage("bands", Job("lsh_band", CPU)),
     Stage("duplicates", Job("dedup", CPU)),
     Stage("benchmarks", Job("benchmark_ngrams", LOCAL)),

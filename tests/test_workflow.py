@@ -210,9 +210,10 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_dependents(hf_run):
     (hf_run / "results/tiny/filter/qwen2-math/00001.parquet").unlink()
     plan = run_snakemake(hf_run, *LOCAL, "-n")
     # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
+    bands = tiny_config()["release"]["near_dup"]["bands"]
     assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "respond": 1,
-                                       "reward": 1, "screen": 1, "lsh_band": 20, "dedup": 1, "release": 1,
-                                       "report_files": 1, "all": 1, "total": 30}
+                                       "reward": 1, "screen": 1, "minhash_list": 1, "lsh_band": bands, "dedup": 1,
+                                       "release": 1, "report_files": 1, "all": 1, "total": 11 + bands}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
     run_snakemake(hf_run, *LOCAL)
@@ -227,8 +228,8 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     shards, generators = shards_per_stage(config), len(config["generators"])
     # sample runs in the respond job, best in the reward job, minhash and matches in the screen job
     shard_stages = {rule: shards for rule in ("generate", "filter", "difficulty", "respond", "reward", "screen")}
-    release_stages = {"benchmark_ngrams": 1, "lsh_band": config["release"]["near_dup"]["bands"], "dedup": 1,
-                      "release": 1, "all": 1}
+    release_stages = {"benchmark_ngrams": 1, "minhash_list": 1, "lsh_band": config["release"]["near_dup"]["bands"],
+                      "dedup": 1, "release": 1, "all": 1}
     label_jobs = -(-config["seeds"]["max_questions"] // config["difficulty"]["labels"]["shard_size"])
     training = {"check_optimizer": 1, "seed_questions": 1, "qft": generators, "qpo_sample": generators,
                 "qpo_rewrite": generators, "qpo_train": generators, "difficulty_labels": label_jobs,

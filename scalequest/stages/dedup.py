@@ -4,6 +4,7 @@
 shingle sets of the rows in candidate pairs only). No step holds the questions of more than one shard."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json_atomic
 from ..minhash import MinHasher, band_keys
 from ..neardup import best_of_groups, bucket_pairs, connected_components, exact_keys, pair_jaccard, rank_rows
 from ..ngrams import DocumentHashes, ngram_sets
@@ -63,6 +64,18 @@ def _read_table(path: str | Path, stage: str, rows: int) -> pa.Table:
     if found != rows:
         raise ShardFormatError(f"{path}: made for {found} rows, but the minhash shards hold {rows} (stale file?)")
     return table
+
+
+def write_minhash_list(minhash_paths: Sequence[str | Path], out: str | Path) -> None:
+    """The minhash shards in the order the bands number their rows, in one file: each band job then
+    depends on it alone rather than on every shard (thousands fewer edges for Snakemake to plan)."""
+    write_json_atomic(out, {"minhash": [str(path) for path in minhash_paths]})
+
+
+def lsh_band_job(*, minhash_list: str | Path, band: int, out: str | Path) -> int:
+    """Rule lsh_band's job: one band over the shards of the minhash list."""
+    shards = json.loads(Path(minhash_list).read_text(encoding="utf-8"))["minhash"]
+    return lsh_band(minhash_paths=shards, band=band, out=out)
 
 
 def lsh_band(*, minhash_paths: Sequence[str | Path], band: int, out: str | Path) -> int:
