@@ -178,14 +178,28 @@ def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
-    stage = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
-    if stage != layout.stage:
-        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'")
-    if not table.schema.equals(layout.schema, check_metadata=False):
-        raise ShardFormatError(f"{path}: columns {table.schema.names} differ from the '{layout.stage}' "
-                               f"schema {layout.columns}")
+    check_layout(path, table.schema, layout)
     check_owner(table, path)
     return table
+
+
+def check_shard_layout(path: str | Path, layout: StageSchema) -> None:
+    """read_shard's stage and column checks, from the file's footer alone."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
+    check_layout(path, schema, layout)
+
+
+def check_layout(path: str | Path, schema: pa.Schema, layout: StageSchema) -> None:
+    """Raise ShardFormatError unless a shard's `schema` is the stage's: its stage name and columns."""
+    stage = (schema.metadata or {}).get(b"scalequest.stage", b"").decode()
+    if stage != layout.stage:
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'")
+    if not schema.equals(layout.schema, check_metadata=False):
+        raise ShardFormatError(f"{path}: columns {schema.names} differ from the '{layout.stage}' "
+                               f"schema {layout.columns}")
 
 
 def read_columns(path: str | Path, stage: str, columns: Sequence[str]) -> pa.Table:

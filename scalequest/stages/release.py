@@ -18,7 +18,7 @@ from ..atomic import atomic_dir, write_json_atomic, write_text_atomic
 from ..card import render_card
 from ..distributions import describe_measures, release_measures
 from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize
-from ..records import BEST, RELEASE, ShardFormatError, read_columns, read_shard
+from ..records import BEST, RELEASE, ShardFormatError, check_shard_layout, read_columns, read_shard
 from ..stats import Funnel, StatsError
 from .decontaminate import MATCHES
 from .dedup import read_duplicates
@@ -81,19 +81,6 @@ def plan_shard(path: str | Path, rule: DropRule, seed: int, reasons: Counter) ->
                      contaminated={row: reason for row, reason in enumerate(decided)
                                    if reason and reason.startswith("contaminated:")},
                      data_bytes=sum(footer.row_group(group).total_byte_size for group in range(footer.num_row_groups)))
-
-
-def _check_best_schema(path: str | Path) -> None:
-    """read_shard's stage and column checks, from the file's footer only."""
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
-    stage = (schema.metadata or {}).get(b"scalequest.stage", b"").decode()
-    if stage != BEST.stage:
-        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{BEST.stage}'")
-    if not schema.equals(BEST.schema, check_metadata=False):
-        raise ShardFormatError(f"{path}: columns {schema.names} differ from the '{BEST.stage}' schema {BEST.columns}")
 
 
 class ReleaseFiles:
@@ -221,7 +208,7 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
     contamination = attribute_contamination(_read_matches(contamination_paths), benchmarks)
     for path in best_paths:
-        _check_best_schema(path)
+        check_shard_layout(path, BEST)
     total = sum(pq.read_metadata(path).num_rows for path in best_paths)
     last_kept = sum(payload["questions"].kept for payload in loaded[stages[-1]].values())
     if total != last_kept:
