@@ -54,6 +54,8 @@ class Stage:
     plan: Plan | None = None
     keep_rate: str | None = None  # the unit whose kept/in is the plan's keep rate for this stage
     also: tuple[Job, ...] = ()  # other rules that write this stage (a file generator's import)
+    chunks: str | None = None  # a GPU stage's job checkpoints its shard in chunks (scalequest/chunks.py): what
+    #                            a chunk's results count ("questions", "responses")
 
 
 def _generator_model(config: Mapping[str, Any], gen: str | None) -> list[str]:
@@ -90,30 +92,32 @@ STAGES: tuple[Stage, ...] = (
     Stage("seed_questions", Job("seed_questions", CPU)),
     Stage("qft", Job("qft", TRAINING, 240), plan=Plan(PER_GPU)),
     Stage("qpo_sample", Job("qpo_sample", ENGINE, 60, _generator_model), schema="records:QUESTIONS",
-          plan=Plan(PER_JOB)),
-    Stage("qpo_rewrite", Job("qpo_rewrite", ENGINE, 120, _optimizer), schema="records:PAIRS", plan=Plan(PER_JOB)),
+          plan=Plan(PER_JOB), chunks="questions"),
+    Stage("qpo_rewrite", Job("qpo_rewrite", ENGINE, 120, _optimizer), schema="records:PAIRS", plan=Plan(PER_JOB),
+          chunks="questions"),
     Stage("qpo_train", Job("qpo_train", TRAINING, 240), plan=Plan(PER_GPU)),
     # The difficulty scorer: solver fail rates on the seed questions, and a regression head trained on them.
     Stage("difficulty_labels", Job("difficulty_labels", ENGINE, 120, _model_at("difficulty", "labels", "solver")),
           schema="records:LABELS", units=("questions", "responses"), difficulty=True,
-          plan=Plan(PER_JOB, "responses", tokens=True)),
+          plan=Plan(PER_JOB, "responses", tokens=True), chunks="responses"),
     Stage("difficulty_train", Job("difficulty_train", TRAINING, 240), difficulty=True, plan=Plan(PER_GPU)),
     # Stage 3-5, per (generator, shard), in data-flow order.
     Stage("generate", Job("generate", ENGINE, 60, _generator_model), schema="records:QUESTIONS", units=("questions",),
           chain=True, plan=Plan(PER_JOB, "questions", tokens=True),
-          also=(Job("import_questions", CPU),)),
+          also=(Job("import_questions", CPU),), chunks="questions"),
     Stage("filter", Job("filter", ENGINE, 120, _solvability_judge), schema="records:SOLVABLE", units=("questions",),
-          chain=True, plan=Plan(PER_JOB, "questions", tokens=True), keep_rate="questions"),
+          chain=True, plan=Plan(PER_JOB, "questions", tokens=True), keep_rate="questions", chunks="questions"),
     Stage("difficulty", Job("difficulty", ENGINE, 30, _model_at("difficulty", "scorer", "model")),
-          schema="records:SCORED", units=("questions",), chain=True, difficulty=True, plan=Plan(PER_JOB, "questions")),
+          schema="records:SCORED", units=("questions",), chain=True, difficulty=True, plan=Plan(PER_JOB, "questions"),
+          chunks="questions"),
     Stage("keep_rates", Job("difficulty_gather", CPU), difficulty=True),
     Stage("sample", with_job="respond", schema="records:SAMPLED", units=("questions",), chain=True, difficulty=True,
           keep_rate="questions"),
     Stage("respond", Job("respond", ENGINE, 180, _model_at("respond", "model")), schema="records:RESPONSES",
           units=("questions", "responses"), chain=True,
-          plan=Plan(PER_JOB, "responses", tokens=True), keep_rate="responses"),
+          plan=Plan(PER_JOB, "responses", tokens=True), keep_rate="responses", chunks="responses"),
     Stage("reward", Job("reward", ENGINE, 120, _model_at("reward", "model")), schema="records:REWARDED",
-          units=("questions", "responses"), chain=True, plan=Plan(PER_JOB, "responses")),
+          units=("questions", "responses"), chain=True, plan=Plan(PER_JOB, "responses"), chunks="responses"),
     Stage("best", with_job="reward", schema="records:BEST", units=("questions",), chain=True),
     # Stage 6: the release's checks, then the release.
     Stage("minhash", Job("screen", CPU)),  # one column per LSH band: stages/dedup.py minhash_schema
@@ -145,6 +149,11 @@ def stage(name: str) -> Stage:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"no stage '{name}' in scalequest/registry.py (declared: {', '.join(BY_NAME)})") from None
+
+
+def chunked_stages() -> list[Stage]:
+    """The stages whose jobs checkpoint in chunks: every stage an engine job writes."""
+    return [s for s in STAGES if s.chunks]
 
 
 def job_of(name: str) -> Job:

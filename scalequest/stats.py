@@ -73,11 +73,13 @@ class ShardStats:
     responses: Funnel | None = None
     counters: Counter = field(default_factory=Counter)  # generated_tokens, truncated_inputs, ...
     inputs: dict[str, str] = field(default_factory=dict)  # digests of run-wide inputs the shard used
-    seconds: float = 0.0
+    seconds: float = 0.0  # the work the shard keeps: this attempt's, and the chunks it resumed
+    earlier_seconds: float = 0.0  # of those, the resumed chunks' (written by earlier attempts)
+    interruptions: dict[str, Any] | None = None  # a chunked job's attempts, resumed chunks and lost seconds
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
     def finish(self) -> None:
-        self.seconds = round(time.perf_counter() - self._started, 3)
+        self.seconds = round(time.perf_counter() - self._started + self.earlier_seconds, 3)
 
     def to_json(self) -> dict[str, Any]:
         payload = {
@@ -92,6 +94,8 @@ class ShardStats:
         }
         if self.responses is not None:
             payload["responses"] = self.responses.to_json()
+        if self.interruptions is not None:
+            payload["interruptions"] = self.interruptions
         if self.inputs:
             payload["inputs"] = dict(sorted(self.inputs.items()))
         return payload

@@ -7,4 +7,5 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with rule_job(sm):
         score_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
-                    scorer=ModelSpec.from_entry(**sm.params.scorer), seed=sm.params.seed, out=sm.output.shard)
+                    scorer=ModelSpec.from_entry(**sm.params.scorer), seed=sm.params.seed,
+                    chunk_size=sm.config["chunk_size"], out=sm.output.shard)

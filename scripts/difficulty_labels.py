@@ -8,4 +8,4 @@ if __name__ == "__main__":
     with rule_job(sm):
         label_shard(part=sm.wildcards.part, seeds_path=sm.input.seeds, first=sm.params.first, count=sm.params.questions,
                     solver=ModelSpec.from_entry(**sm.params.solver), k=sm.params.k, sampling=sm.params.sampling,
-                    seed=sm.params.seed, out=sm.output.shard)
+                    seed=sm.params.seed, chunk_size=sm.config["chunk_size"], out=sm.output.shard)

@@ -9,4 +9,5 @@ if __name__ == "__main__":
         filter_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, questions_path=sm.input.questions,
                      language=sm.params.language,
                      judge=ModelSpec.from_entry(**sm.params.judge) if sm.params.judge else None,
-                     sampling=sm.params.sampling, seed=sm.params.seed, out=sm.output.shard)
+                     sampling=sm.params.sampling, seed=sm.params.seed, chunk_size=sm.config["chunk_size"],
+                     out=sm.output.shard)

@@ -9,4 +9,4 @@ if __name__ == "__main__":
         generate_shard(generator=sm.wildcards.gen, shard=sm.wildcards.shard, first_index=sm.params.first_index,
                        count=sm.params.questions, model=ModelSpec.from_entry(**sm.params.model),
                        prompt_style=sm.params.prompt_style, sampling=sm.params.sampling, seed=sm.params.seed,
-                       out=sm.output.shard)
+                       chunk_size=sm.config["chunk_size"], out=sm.output.shard)

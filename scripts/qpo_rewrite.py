@@ -11,4 +11,4 @@ if __name__ == "__main__":
                     sampling=sm.params.sampling,
                     judge=ModelSpec.from_entry(**sm.params.judge) if sm.params.judge else None,
                     judge_sampling=sm.params.judge_sampling, seed=sm.params.seed, cache_dir=sm.params.cache_dir,
-                    out=sm.output.pairs)
+                    chunk_size=sm.config["chunk_size"], out=sm.output.pairs)

@@ -8,4 +8,5 @@ if __name__ == "__main__":
     with rule_job(sm):
         generate_shard(generator=sm.wildcards.gen, shard="00000", first_index=0, count=sm.params.questions,
                        model=ModelSpec.from_entry(**sm.params.model), prompt_style=sm.params.prompt_style,
-                       sampling=sm.params.sampling, seed=sm.params.seed, out=sm.output.samples)
+                       sampling=sm.params.sampling, seed=sm.params.seed, chunk_size=sm.config["chunk_size"],
+                       out=sm.output.samples, stage="qpo_sample")

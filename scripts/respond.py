@@ -11,4 +11,4 @@ if __name__ == "__main__":
                     scored_path=sm.input.get("scored"), keep_rates_path=sm.input.get("keep_rates"),
                     sample_seed=sm.params.sample_seed, sampled_out=sm.output.get("sampled"),
                     model=ModelSpec.from_entry(**sm.params.model), n=sm.params.n, sampling=sm.params.sampling,
-                    seed=sm.params.seed, out=sm.output.shard)
+                    seed=sm.params.seed, chunk_size=sm.config["chunk_size"], out=sm.output.shard)

@@ -7,5 +7,6 @@ if __name__ == "__main__":
     sm = snakemake  # noqa: F821
     with rule_job(sm):
         reward_job(generator=sm.wildcards.gen, shard=sm.wildcards.shard, responses_path=sm.input.responses,
-                   model=ModelSpec.from_entry(**sm.params.model), seed=sm.params.seed, rewarded_out=sm.output.shard,
+                   model=ModelSpec.from_entry(**sm.params.model), seed=sm.params.seed,
+                   chunk_size=sm.config["chunk_size"], rewarded_out=sm.output.shard,
                    best_out=sm.output.best)

@@ -17,6 +17,7 @@ from scalequest.registry import (
     STAGES,
     SUPPORT_RULES,
     chain_stages,
+    chunked_stages,
     planned_stages,
     record_schema,
     rules_of,
@@ -39,6 +40,11 @@ def test_the_config_schema_has_a_plan_figure_for_each_planned_stage():
     assert set(plan[PER_GPU]["properties"]) == {stage.name for stage in planned_stages(PER_GPU)}
     assert set(plan["mean_tokens"]["properties"]) == {stage.name for stage in planned_stages()}
     assert {stage.name for stage in STAGES if stage.keep_rate} <= set(plan["keep_rates"]["properties"])
+
+
+def test_every_gpu_engine_stage_checkpoints_in_chunks():
+    """A stage an engine job writes declares its chunk unit (scalequest/chunks.py refuses a stage that does not)."""
+    assert {s.name for s in chunked_stages()} == {s.name for s in STAGES if s.job and s.job.family == ENGINE}
 
 
 def test_the_chain_is_the_data_flow():

@@ -11,7 +11,10 @@ from ..models import ModelSpec
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling parameters of one generation call; request i uses seed `seed + i`."""
+    """Sampling parameters of one generation call; prompt i of the call uses seed `seed + i` (the
+    hf engine: the batch of prompts [b, b + batch_size) uses `seed + b`), whether or not the prompts
+    before it fit the model: a prompt's seed is its index, so a shard split into chunks whose starts
+    are multiples of the batch size samples what it samples whole."""
 
     n: int = 1
     temperature: float = 1.0
@@ -98,8 +101,10 @@ class GenerationEngine(_TokenizingEngine, ChatEngine):
         return len(prompt_ids) < self.spec.max_model_len
 
     @abstractmethod
-    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
-        """n completions for each tokenized prompt (every prompt must fit)."""
+    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling,
+                     positions: Sequence[int]) -> list[list[Completion]]:
+        """n completions for each tokenized prompt (every prompt must fit); `positions` are the
+        prompts' indices in the call, which decide their seeds."""
 
     def generate(self, prompts: Sequence[str], sampling: Sampling) -> list[list[Completion] | None]:
         """n completions per prompt; None for a prompt too long for the model's context."""
@@ -107,7 +112,7 @@ class GenerationEngine(_TokenizingEngine, ChatEngine):
         fitting = [i for i, ids in enumerate(encoded) if self.fits(ids)]
         results: list[list[Completion] | None] = [None] * len(prompts)
         if fitting:
-            for index, completions in zip(fitting, self.generate_ids([encoded[i] for i in fitting], sampling)):
+            for index, completions in zip(fitting, self.generate_ids([encoded[i] for i in fitting], sampling, fitting)):
                 results[index] = completions
         return results
 

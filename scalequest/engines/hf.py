@@ -1,7 +1,8 @@
 """The `hf` engine: batched transformers generation and sequence-classification scoring."""
 from __future__ import annotations
 
-from typing import Sequence
+from itertools import groupby
+from typing import Iterator, Sequence
 
 from ..models import ModelSpec
 from ..progress import progress
@@ -24,6 +25,13 @@ def _left_padded(batch: Sequence[list[int]], pad_id: int, device):
         input_ids[row, width - len(ids):] = torch.tensor(ids)
         attention[row, width - len(ids):] = 1
     return input_ids.to(device), attention.to(device)
+
+
+def _batches(prompts: Sequence[list[int]], positions: Sequence[int],
+             batch_size: int) -> Iterator[tuple[int, list[list[int]]]]:
+    """The prompts grouped by the batch their call position falls in: (the batch's first position, its prompts)."""
+    for number, group in groupby(range(len(prompts)), key=lambda i: positions[i] // batch_size):
+        yield number * batch_size, [prompts[i] for i in group]
 
 
 def _device() -> str:
@@ -62,20 +70,20 @@ class HFGenerator(GenerationEngine):
         self.tokenizer = _load_tokenizer(spec)
         self.model = _load_model(AutoModelForCausalLM, spec)
 
-    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
+    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling,
+                     positions: Sequence[int]) -> list[list[Completion]]:
         import torch
 
         stop_ids, stop_strings = self.split_stops(sampling.stop)
         pad_id = self.tokenizer.pad_token_id
         results: list[list[Completion]] = []
-        batch_size = self.spec.batch_size
         bar = progress(total=len(prompts), desc=f"generate [{self.spec.key}]", unit="prompt")
         generated_tokens = 0
-        for start in range(0, len(prompts), batch_size):
-            batch = list(prompts[start:start + batch_size])
+        for first, batch in _batches(prompts, positions, self.spec.batch_size):
             input_ids, attention = _left_padded(batch, pad_id, self.model.device)
-            # Seeding per batch keeps a shard reproducible for a fixed batch size.
-            torch.manual_seed(sampling.seed + start)
+            # The batch of call positions [first, first + batch_size) is seeded by its first position: the
+            # same batches and seeds however the call's prompts were split into chunks of whole batches.
+            torch.manual_seed(sampling.seed + first)
             sample = sampling.temperature > 0
             with torch.inference_mode():
                 output = self.model.generate(

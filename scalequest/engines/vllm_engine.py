@@ -68,15 +68,16 @@ class VLLMGenerator(GenerationEngine):
         self.llm = _llm(spec, seed)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling) -> list[list[Completion]]:
+    def generate_ids(self, prompts: Sequence[list[int]], sampling: Sampling,
+                     positions: Sequence[int]) -> list[list[Completion]]:
         from vllm import SamplingParams
 
         stop_ids, stop_strings = self.split_stops(sampling.stop)
         params = [
             SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
                            max_tokens=sampling.max_tokens, stop=stop_strings, stop_token_ids=stop_ids,
-                           seed=sampling.seed + index)
-            for index in range(len(prompts))
+                           seed=sampling.seed + position)
+            for position in positions
         ]
         outputs = self.llm.generate([{"prompt_token_ids": list(ids)} for ids in prompts], params, use_tqdm=True)
         return [

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from ..chunks import LazyEngine, ShardChunks, file_digest
 from ..engines import Sampling, open_generator, open_scorer
 from ..grading import gold_answer, gold_drop_reason, grade
 from ..models import ModelSpec
@@ -21,7 +22,7 @@ LABEL_GENERATOR = "seeds"  # the generator name label shards carry in their side
 
 
 def label_shard(*, part: str, seeds_path: str | Path, first: int, count: int, solver: ModelSpec, k: int,
-                sampling: Mapping[str, Any], seed: int, out: str | Path) -> ShardStats:
+                sampling: Mapping[str, Any], seed: int, chunk_size: int, out: str | Path) -> ShardStats:
     """The solver answers seed questions [first, first + count) `k` times each; a question's fail
     rate is the share of answers that are not judged equal to its gold answer (cut off and
     answerless ones included). Questions without a usable gold answer are dropped and counted."""
@@ -35,12 +36,12 @@ def label_shard(*, part: str, seeds_path: str | Path, first: int, count: int, so
             stats.questions.drop(reason)
         else:
             graded.append((first + offset, {**row, "gold": gold_answer(row["answer"], row["answer_format"])}))
-    labels = []
-    if graded:
-        with open_generator(solver, seed) as engine:
-            prompts = [engine.render_chat(response_messages(row["question"]), add_generation_prompt=True)
-                       for _, row in graded]
-            results = engine.generate(prompts, Sampling.from_config(sampling, n=k, seed=seed))
+    with ShardChunks(out, stage="difficulty_labels", generator=LABEL_GENERATOR, shard=part, chunk_size=chunk_size,
+                     settings={"seed": seed, "input": file_digest(seeds_path), "first": first}) as chunks:
+        with LazyEngine(open_generator, solver, seed) as engine:
+            results = chunks.generate(engine, [response_messages(row["question"]) for _, row in graded],
+                                      Sampling.from_config(sampling, n=k, seed=seed), call="labels")
+        labels = []
         for (index, row), completions in zip(graded, results):
             if completions is None:
                 stats.questions.drop("prompt_too_long")
@@ -56,21 +57,22 @@ def label_shard(*, part: str, seeds_path: str | Path, first: int, count: int, so
             labels.append({"id": f"seeds-{index}", "source": row["source"], "question": row["question"],
                            "gold": row["gold"], "correct": correct, "samples": len(completions),
                            "fail_rate": 1.0 - correct / len(completions), "solver_model": solver.describe()})
-    return write_stage_outputs(labels, LABELS, out, stats)
+        return write_stage_outputs(labels, LABELS, out, stats, chunks)
 
 
 def score_shard(*, generator: str, shard: str, questions_path: str | Path, scorer: ModelSpec, seed: int,
-                out: str | Path) -> ShardStats:
+                chunk_size: int, out: str | Path) -> ShardStats:
     """The scorer's predicted fail rate for every question of a filter shard (nothing is dropped;
     questions longer than the scorer's context are cut and counted as `truncated_inputs`)."""
     table = question_columns(read_shard(questions_path, SOLVABLE))
     stats = ShardStats("difficulty", generator, shard, seed, {"difficulty": scorer.describe()})
-    scores: list[float] = []
-    if table.num_rows:
-        with open_scorer(scorer, seed) as engine:
-            scores, truncated = engine.score_texts(table.column("question").to_pylist())
+    with ShardChunks(out, stage="difficulty", generator=generator, shard=shard, chunk_size=chunk_size,
+                     settings={"seed": seed, "input": file_digest(questions_path)}) as chunks:
+        with LazyEngine(open_scorer, scorer, seed) as engine:
+            scores, truncated = chunks.score(engine, table.column("question").to_pylist(), call="score")
         stats.counters["truncated_inputs"] += truncated
-    table = table.set_column(table.schema.get_field_index("difficulty"), "difficulty", pa.array(scores, pa.float64()))
-    table = table.append_column("difficulty_model", pa.array([scorer.describe()] * table.num_rows, pa.string()))
-    stats.questions.keep(table.num_rows)
-    return write_stage_table(table.cast(SCORED.schema), SCORED, out, stats)
+        table = table.set_column(table.schema.get_field_index("difficulty"), "difficulty",
+                                 pa.array(scores, pa.float64()))
+        table = table.append_column("difficulty_model", pa.array([scorer.describe()] * table.num_rows, pa.string()))
+        stats.questions.keep(table.num_rows)
+        return write_stage_table(table.cast(SCORED.schema), SCORED, out, stats, chunks)

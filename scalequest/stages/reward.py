@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..chunks import LazyEngine, ShardChunks, file_digest
 from ..engines import open_scorer
 from ..models import ModelSpec
 from ..prompts import reward_messages
@@ -14,31 +15,31 @@ from .shard_io import write_stage_outputs
 
 
 def reward_shard(*, generator: str, shard: str, responses_path: str | Path, model: ModelSpec, seed: int,
-                 out: str | Path) -> ShardStats:
+                 chunk_size: int, out: str | Path) -> ShardStats:
     """Score all responses of the shard; nothing is dropped here."""
     rows = read_shard(responses_path, RESPONSES).to_pylist()
     stats = ShardStats("reward", generator, shard, seed, {"reward": model.describe()},
                        responses=Funnel(unit="response"))
     conversations = [reward_messages(row["question"], response) for row in rows for response in row["responses"]]
-    scores: list[float] = []
-    if conversations:
-        with open_scorer(model, seed) as scorer:
-            scores, truncated = scorer.score(conversations)
+    with ShardChunks(out, stage="reward", generator=generator, shard=shard, chunk_size=chunk_size,
+                     settings={"seed": seed, "input": file_digest(responses_path)}) as chunks:
+        with LazyEngine(open_scorer, model, seed) as scorer:
+            scores, truncated = chunks.score(scorer, conversations, call="reward")
         stats.counters["truncated_inputs"] += truncated
-    position = 0
-    for row in rows:
-        count = len(row["responses"])
-        row["scores"] = scores[position:position + count]
-        row["reward_model"] = model.describe()
-        position += count
-    stats.questions.keep(len(rows))
-    stats.responses.keep(len(conversations))
-    return write_stage_outputs(rows, REWARDED, out, stats)
+        position = 0
+        for row in rows:
+            count = len(row["responses"])
+            row["scores"] = scores[position:position + count]
+            row["reward_model"] = model.describe()
+            position += count
+        stats.questions.keep(len(rows))
+        stats.responses.keep(len(conversations))
+        return write_stage_outputs(rows, REWARDED, out, stats, chunks)
 
 
 def reward_job(*, generator: str, shard: str, responses_path: str | Path, model: ModelSpec, seed: int,
-               rewarded_out: str | Path, best_out: str | Path) -> ShardStats:
+               chunk_size: int, rewarded_out: str | Path, best_out: str | Path) -> ShardStats:
     """One reward job: the shard's reward scores, then its best-of-n pairs; returns the best stage's stats."""
     reward_shard(generator=generator, shard=shard, responses_path=responses_path, model=model, seed=seed,
-                 out=rewarded_out)
+                 chunk_size=chunk_size, out=rewarded_out)
     return best_shard(generator=generator, shard=shard, rewarded_path=rewarded_out, out=best_out)
