@@ -307,10 +307,11 @@ def report_file(name, category, caption):
     return report(f"{REPORT_DIR}/{name}", caption=f"../report/{caption}", category=category)
 
 
-# ---- rules/plan.smk
+# ---- rules/plan.smk, rules/report.smk
 
 
-def calibration_inputs(wildcards):
+def sidecar_inputs(wildcards):
+    """Every per-shard stage's sidecars (and the difficulty labels'), as inputs named <stage>_stats."""
     stats = {f"{name}_stats": all_stats_files(name) for name in STAGES}
     if DIFFICULTY_ON:
         stats["difficulty_labels_stats"] = [label_stats_file(part) for part in LABEL_PARTS]

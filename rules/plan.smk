@@ -20,7 +20,7 @@ rule plan:
 
 rule calibrate:
     input:
-        unpack(calibration_inputs),
+        unpack(sidecar_inputs),
     output:
         f"{RESULTS}/calibration.yaml",
     localrule: True

@@ -4,6 +4,7 @@
 
 rule report_files:
     input:
+        unpack(sidecar_inputs),  # the sidecars: the interruptions table
         funnel=RELEASE_FUNNEL,
         data=RELEASE_DATA,
     output:
@@ -12,6 +13,7 @@ rule report_files:
         rewards=report_file("rewards.png", "Distributions", "rewards.rst"),
         difficulty=report_file("difficulty.png", "Difficulty", "difficulty.rst"),
         contamination=report_file("contamination.png", "Decontamination", "contamination.rst"),
+        interruptions=report_file("interruptions.html", "Run", "interruptions.rst"),
         samples=report_file("samples.html", "Sample pairs", "samples.rst"),
         config=report_file("config.yaml", "Configuration", "config.rst"),
     params:

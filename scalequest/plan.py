@@ -30,12 +30,15 @@ SYNTHESIS_STAGES = tuple(stage.name for stage in planned_stages(PER_JOB) if stag
 
 
 def _row(stage: str, jobs: int, samples: int, gpus: int, gpu_hours: float, job_hours: float,
-         plan_config: Mapping[str, Any], usd: float | None = None) -> dict[str, Any]:
-    """One row of the plan; the dollars are the GPU-hours' unless given (API requests)."""
+         plan_config: Mapping[str, Any], usd: float | None = None, lost_hours: float | None = None) -> dict[str, Any]:
+    """One row of the plan; the dollars are the GPU-hours' unless given (API requests). `lost_hours`: a
+    chunked job's expected wall time lost per interruption, half a chunk's."""
     usd = gpu_hours * plan_config["gpu_hour_usd"] if usd is None else usd
     return {"stage": stage, "jobs": jobs, "samples": samples, "tokens": samples * plan_config["mean_tokens"][stage],
             "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "gpus_per_job": gpus,
-            "hours_per_job": round(job_hours, 2), "paper": PAPER_TABLE.get(stage), "paper_note": PAPER_NOTES.get(stage)}
+            "hours_per_job": round(job_hours, 2),
+            "hours_lost_per_interruption": None if lost_hours is None else round(lost_hours, 2),
+            "paper": PAPER_TABLE.get(stage), "paper_note": PAPER_NOTES.get(stage)}
 
 
 def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,17 +48,21 @@ def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[st
     return _row(stage, jobs, samples, gpus, gpu_hours, gpu_hours / (jobs * gpus), plan_config)
 
 
-def _engine_stage(stage: str, jobs: int, parts: list[tuple[int, int]], plan_config: Mapping[str, Any], *,
-                  api: bool = False) -> dict[str, Any]:
+def _engine_stage(stage: str, jobs: int, parts: list[tuple[int, int]], config: Mapping[str, Any], *,
+                  api: bool = False, per_prompt: int = 1) -> dict[str, Any]:
     """An engine stage at a throughput per job, from (samples, GPUs per job) of each part with its own
-    models (a generator's); an API optimizer costs dollars per request instead of GPUs."""
+    models (a generator's); an API optimizer costs dollars per request instead of GPUs. A chunk is
+    `chunk_size` prompts of `per_prompt` samples each (respond: n responses)."""
+    plan_config = config["plan"]
     samples = sum(part for part, _ in parts)
     if api:
         return _row(stage, jobs, samples, 0, 0.0, 0.0, plan_config, usd=samples * plan_config["api_usd_per_request"])
     throughput = plan_config[PER_JOB][stage]
     gpu_hours = sum(part * gpus for part, gpus in parts) / throughput
+    job_samples = samples / jobs if jobs else 0
     return _row(stage, jobs, samples, max((gpus for _, gpus in parts), default=0), gpu_hours,
-                samples / (jobs * throughput) if jobs else 0.0, plan_config)
+                job_samples / throughput, plan_config,
+                lost_hours=0.5 * min(config["chunk_size"] * per_prompt, job_samples) / throughput)
 
 
 def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -75,9 +82,9 @@ def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows += [_engine_stage("qpo_sample", len(optimized),
                                [(config["qpo"]["samples"], job_gpus(config, "qpo_sample", name))
                                 for name in sorted(optimized)],
-                               plan_config),
+                               config),
                  _engine_stage("qpo_rewrite", len(optimized), [(requests, job_gpus(config, "qpo_rewrite"))],
-                               plan_config, api=api),
+                               config, api=api),
                  _training_stage("qpo_train", len(optimized), pairs, plan_config)]
     return rows
 
@@ -89,13 +96,13 @@ def _difficulty_training_stages(config: Mapping[str, Any]) -> list[dict[str, Any
     label_jobs = shard_count(seeds, difficulty["labels"]["shard_size"])
     labels = seeds * difficulty["labels"]["k"]
     return [_engine_stage("difficulty_labels", label_jobs, [(labels, job_gpus(config, "difficulty_labels"))],
-                          plan_config),
+                          config, per_prompt=difficulty["labels"]["k"]),
             _training_stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
 
 
 def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     """Per-stage estimates for the validated `config`; sizes after a filter use its expected keep rate."""
-    plan_config, keep = config["plan"], config["plan"]["keep_rates"]
+    keep = config["plan"]["keep_rates"]
     difficulty_on = config["difficulty"]["enabled"]
     shard_size = config["generate"]["shard_size"]
     model_generators = [g for g in config["generators"].values() if "model" in g]
@@ -116,7 +123,8 @@ def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     parts["generate"] = [(g["questions"], job_gpus(config, "generate", name))  # each generator's own model
                          for name, g in sorted(config["generators"].items()) if "model" in g]
     stages = _training_stages(config) + (_difficulty_training_stages(config) if difficulty_on else []) + [
-        _engine_stage(stage, generate_jobs if stage == "generate" else shards, parts[stage], plan_config)
+        _engine_stage(stage, generate_jobs if stage == "generate" else shards, parts[stage], config,
+                      per_prompt=config["respond"]["n"] if stage == "respond" else 1)
         for stage in synthesis
     ]
     total_hours = sum(s["gpu_hours"] for s in stages)
@@ -136,21 +144,26 @@ def render_plan(plan: Mapping[str, Any]) -> str:
     lines = [
         f"Plan: {plan['questions']:,} questions -> about {plan['expected_pairs']:,} pairs (before dedup)",
         "",
-        "| stage | jobs | samples | tokens | GPU-h | $ | h/job (GPUs) | paper GPU-h | paper $ |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | jobs | samples | tokens | GPU-h | $ | h/job (GPUs) | h lost/stop | paper GPU-h | paper $ |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in plan["stages"]:
         paper = f"{s['paper']['gpu_hours']} | {s['paper']['usd']}" if s["paper"] else f"– ({s['paper_note']}) | –"
         lines.append(f"| {s['stage']} | {s['jobs']:,} | {s['samples']:,} | {s['tokens']:,} | {s['gpu_hours']:,} "
-                     f"| {s['usd']:,} | {s['hours_per_job']} ({s['gpus_per_job']}) | {paper} |")
+                     f"| {s['usd']:,} | {s['hours_per_job']} ({s['gpus_per_job']}) "
+                     f"| {'–' if s['hours_lost_per_interruption'] is None else s['hours_lost_per_interruption']} "
+                     f"| {paper} |")
     t = plan["total"]
-    lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | {t['paper_gpu_hours']} "
+    lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | | {t['paper_gpu_hours']} "
                  f"| {t['paper_usd']} |")
     lines += ["", "Throughput, keep rates, mean tokens, GPUs per job and prices come from the config's `plan` "
               "section (defaults: the paper's Table 3; `snakemake calibrate` measures them from a run); a job's GPUs "
               "come from its model (tensor_parallel_size), and at the same throughput per job a job of N GPUs costs "
               "N GPU-hours an hour. h/job is one job's wall time on its GPUs, model loading not included: keep the "
-              "profile's runtime above it. "
+              "profile's runtime above it. h lost/stop is what one interruption of a GPU job (preemption, time "
+              "limit, node failure) is expected to cost it: half a chunk of `chunk_size` prompts, the chunk in "
+              "flight (plus the model's load); choose `chunk_size` so that a chunk takes a few minutes, and at least "
+              "4x the engine's concurrent sequences. "
               "QFT samples are the seed-question cap times epochs; qpo_rewrite costs API dollars when the "
               "optimizer is an `openai` model."]
     return "\n".join(lines) + "\n"

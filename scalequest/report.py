@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from .atomic import atomic_path, write_text_atomic
+from .gpu_jobs import job_gpus
+from .registry import job_of
 
 FIGURE_DPI = 110
 
@@ -125,6 +127,40 @@ def samples_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
                             f"<th>difficulty</th></tr></thead><tbody>{cells}</tbody></table>\n")
 
 
+def interruptions(stats_paths: Sequence[str | Path], config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per checkpointed GPU stage, from its sidecars: shards, those that took more than one attempt, the
+    attempts, the chunks resumed, and the GPU-hours spent and lost to interruptions (model loads and
+    chunks in flight; a SIGKILLed attempt's time counts up to its last heartbeat)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for path in stats_paths:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        record = payload.get("interruptions")
+        if record is None:
+            continue
+        gpus = job_gpus(config, job_of(payload["stage"]).rule, payload["generator"])
+        row = rows.setdefault(payload["stage"], {"stage": payload["stage"], "shards": 0, "interrupted": 0,
+                                                 "attempts": 0, "resumed_chunks": 0, "gpu_hours": 0.0,
+                                                 "lost_gpu_hours": 0.0})
+        row["shards"] += 1
+        row["interrupted"] += record["attempts"] > 1
+        row["attempts"] += record["attempts"]
+        row["resumed_chunks"] += record["resumed_chunks"]
+        row["gpu_hours"] += (payload["seconds"] + record["lost_seconds"]) * gpus / 3600
+        row["lost_gpu_hours"] += record["lost_seconds"] * gpus / 3600
+    return list(rows.values())
+
+
+def interruptions_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """The interruptions as an HTML table."""
+    cells = "".join(
+        f"<tr><td>{html.escape(row['stage'])}</td><td>{row['shards']}</td><td>{row['interrupted']}</td>"
+        f"<td>{row['attempts']}</td><td>{row['resumed_chunks']}</td><td>{row['gpu_hours']:.3f}</td>"
+        f"<td>{row['lost_gpu_hours']:.3f}</td></tr>" for row in rows)
+    write_text_atomic(path, "<table><thead><tr><th>stage</th><th>shards</th><th>interrupted</th><th>attempts</th>"
+                            "<th>chunks resumed</th><th>GPU-hours</th><th>GPU-hours lost</th></tr></thead>"
+                            f"<tbody>{cells}</tbody></table>\n")
+
+
 def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
     """The released pairs' measures the figures plot (lengths in characters)."""
     table = pq.read_table(data_dir, columns=["question", "response", "score", "margin", "difficulty"])
@@ -137,10 +173,11 @@ def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
             "score": present("score"), "margin": present("margin"), "difficulty": present("difficulty")}
 
 
-def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, config: Mapping[str, Any],
-                       samples: int, seed: int, out: Mapping[str, str | Path]) -> None:
+def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, stats_paths: Sequence[str | Path],
+                       config: Mapping[str, Any], samples: int, seed: int, out: Mapping[str, str | Path]) -> None:
     """Every figure and table of the report: `out` maps funnel, lengths, rewards, difficulty,
-    contamination, samples and config to their paths."""
+    contamination, interruptions, samples and config to their paths (`stats_paths`: the GPU stages'
+    sidecars)."""
     funnel = json.loads(Path(funnel_path).read_text(encoding="utf-8"))
     columns = released_columns(data_dir)
     funnel_figure(funnel, out["funnel"])
@@ -150,6 +187,7 @@ def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, config:
                                   ("margin", "Best-of-n margin", "best score minus the runner-up's")], out["rewards"])
     difficulty_figure(funnel.get("difficulty"), out["difficulty"])
     contamination_figure(funnel["decontamination"], out["contamination"])
+    interruptions_table(interruptions(stats_paths, config), out["interruptions"])
     table = pq.read_table(data_dir, columns=["id", "question", "response", "score", "difficulty"])
     picked = np.sort(np.random.default_rng(seed).permutation(table.num_rows)[:samples])
     samples_table(table.take(picked).to_pylist(), out["samples"])

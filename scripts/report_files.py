@@ -5,5 +5,7 @@ if __name__ == "__main__":
 
     sm = snakemake  # noqa: F821
     with rule_job(sm):
-        write_report_files(funnel_path=sm.input.funnel, data_dir=sm.input.data, config=sm.params.config,
+        write_report_files(funnel_path=sm.input.funnel, data_dir=sm.input.data,
+                           stats_paths=[path for name in sm.input.keys() if name.endswith("_stats")
+                                        for path in sm.input[name]], config=sm.params.config,
                            samples=sm.params.samples, seed=sm.params.seed, out=dict(sm.output.items()))

@@ -91,8 +91,8 @@ def profile_resources(env: dict[str, str] | None = None) -> dict:
         return yte.process_yaml(profile, require_use_yte=True)
 
 
-def first_attempt_minutes(expression: str) -> float:
-    return eval(expression, {"__builtins__": {}}, {"min": min, "attempt": 1})  # the profile's own expression
+def first_attempt_minutes(expression: str | int) -> float:
+    return eval(str(expression), {"__builtins__": {}}, {"min": min, "attempt": 1})  # the profile's own expression
 
 
 def test_slurm_profile_asks_for_what_the_plan_assumes(config):
