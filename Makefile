@@ -2,17 +2,20 @@
 #   make demo   installs the CPU environment, then runs the tiny end-to-end demo and its HTML report
 #   make test   installs the CPU environment, then runs the test suite (what .ci/run calls)
 # Also: make demo-vllm (the demo through vLLM), make plan (the full-scale cost plan), make lint (ruff and
-# snakemake --lint), make test-fast (the tests without the Slurm and vLLM ones, for the edit-run loop).
+# snakemake --lint), make test-fast (the tests without the Slurm and vLLM ones, for the edit-run loop),
+# make status (where the demo's run stands; a run of yours: make status CONFIG="config.yaml my.yaml").
 VENV ?= .venv
 PYTHON ?= python3
 # Extra pip arguments for torch, e.g. the PyTorch CPU wheel index on a machine without a local wheel.
 TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
+# The config files make status reads, later ones over earlier ones: the demo's by default.
+CONFIG ?= config.yaml presets/tiny.yaml
 # DeepSpeed compiles its CPU communication op once (about a minute) into this folder.
 RUN := env PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 \
 	TORCH_EXTENSIONS_DIR="$(abspath .cache/torch_extensions)"
 
-.PHONY: install demo demo-vllm test test-fast lint plan
+.PHONY: install demo demo-vllm test test-fast lint plan status
 install: $(VENV)/.installed
 
 $(VENV)/.installed: envs/cpu-requirements.txt envs/cpu-constraints.txt envs/slurm-plugin-requirements.txt pyproject.toml
@@ -36,6 +39,9 @@ demo-vllm: install
 
 plan: install
 	$(RUN) $(BIN)/snakemake plan --cores 1 --forcerun plan
+
+status: install
+	$(BIN)/python -m scalequest.status --configfile $(CONFIG)
 
 lint: install
 	$(RUN) $(BIN)/ruff check .
