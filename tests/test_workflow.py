@@ -1,6 +1,8 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
 import re
+import subprocess
+import sys
 from collections import defaultdict
 
 import pyarrow.parquet as pq
@@ -22,6 +24,8 @@ from conftest import (
     tiny_config,
     user_env,
 )
+from scalequest.chunks import chunks_dir
+from scalequest.failure_injection import KILL_AFTER_CHUNKS_ENV
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import REWARDED, read_shard
 from scalequest.stats import read_stats
@@ -205,19 +209,63 @@ def test_second_run_gives_a_byte_identical_release(hf_run):
     assert release_bytes(hf_run / "results/again/release") == release_bytes(hf_run / RELEASE)
 
 
-def test_deleting_one_shard_reruns_only_that_shard_and_its_dependents(hf_run):
-    before = release_bytes(hf_run / RELEASE)
-    (hf_run / "results/tiny/filter/qwen2-math/00001.parquet").unlink()
-    plan = run_snakemake(hf_run, *LOCAL, "-n")
+def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf_run, tmp_path):
+    """One generate shard deleted: only its chain runs again. Its generate, respond and reward jobs are each
+    SIGKILLed after their second chunk (one run each, as a node failure would); every next run resumes
+    from the chunks on disk, and the release is the same, byte for byte."""
+    before, sidecars_before = release_bytes(hf_run / RELEASE), sidecars(hf_run / "results/tiny")
+    workdir = copy_run(hf_run, tmp_path / "wf")
+    results = workdir / "results/tiny"
+    (results / "generate/qwen2-math/00001.parquet").unlink()
+    plan = run_snakemake(workdir, *LOCAL, "-n")
     # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
     bands = tiny_config()["release"]["near_dup"]["bands"]
-    assert job_counts(plan.stdout) == {"filter": 1, "difficulty": 1, "difficulty_gather": 1, "respond": 1,
-                                       "reward": 1, "screen": 1, "minhash_list": 1, "lsh_band": bands, "dedup": 1,
-                                       "release": 1, "report_files": 1, "all": 1, "total": 11 + bands}
+    assert job_counts(plan.stdout) == {"generate": 1, "filter": 1, "difficulty": 1, "difficulty_gather": 1,
+                                       "respond": 1, "reward": 1, "screen": 1, "minhash_list": 1, "lsh_band": bands,
+                                       "dedup": 1, "release": 1, "report_files": 1, "all": 1, "total": 12 + bands}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
-    run_snakemake(hf_run, *LOCAL)
-    assert release_bytes(hf_run / RELEASE) == before
+    env = user_env(**{KILL_AFTER_CHUNKS_ENV: "generate:2,respond:2,reward:2"})
+    for stage in ("generate", "respond", "reward"):
+        killed = run_snakemake(workdir, *LOCAL, env=env, check=False)
+        assert killed.returncode != 0, killed.stdout[-3000:]
+        chunks = chunks_dir(results / stage / "qwen2-math/00001.parquet")
+        assert len(list(chunks.glob(f"{stage}-*.json"))) == 2, killed.stdout[-3000:] + killed.stderr[-3000:]
+        assert not (results / stage / "qwen2-math/00001.stats.json").exists()
+        if stage == "respond":
+            check_status_of_the_killed_run(workdir, results)
+    run_snakemake(workdir, *LOCAL, env=env)
+    for stage in ("generate", "respond", "reward"):
+        log = (results / "logs" / stage / "qwen2-math/00001.log").read_text()
+        assert re.search(rf"resuming {stage} qwen2-math/00001: 2 of \d+ chunks done", log), log[-3000:]
+        assert not chunks_dir(results / stage / "qwen2-math/00001.parquet").exists()
+    assert release_bytes(results / "release") == before
+    after = sidecars(results)
+    made_how = ("seconds", "interruptions")
+    for stage, shards in sidecars_before.items():
+        for key, payload in shards.items():
+            made = {name: value for name, value in after[stage][key].items() if name not in made_how}
+            assert made == {name: value for name, value in payload.items() if name not in made_how}
+            resumed = stage in ("generate", "respond", "reward") and key == ("qwen2-math", "00001")
+            if "interruptions" in payload:
+                assert after[stage][key]["interruptions"]["attempts"] == (2 if resumed else 1), (stage, key)
+
+
+def check_status_of_the_killed_run(workdir, results):
+    """`make status`'s command on a run whose respond job was killed: shards and chunks as the files say."""
+    shown = subprocess.run([sys.executable, "-m", "scalequest.status", "--configfile", "config.yaml",
+                            "presets/tiny.yaml", "--json"], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    stages = {row["stage"]: row for row in status["stages"]}
+    for stage in ("generate", "filter", "respond", "reward"):
+        assert stages[stage]["done"] == len(list((results / stage).glob("*/*.stats.json"))), stage
+    assert stages["respond"]["done"] == stages["respond"]["jobs"] - 1
+    failed = [row for row in status["shards"] if row["state"] == "failed"]
+    assert [(row["stage"], row["generator"], row["shard"]) for row in failed] == [("respond", "qwen2-math", "00001")]
+    chunks = chunks_dir(results / "respond/qwen2-math/00001.parquet")
+    assert failed[0]["chunks"] == len(list(chunks.glob("respond-*.json"))) == 2
+    assert (workdir / failed[0]["log"]).resolve() == (results / "logs/respond/qwen2-math/00001.log").resolve()
 
 
 def test_full_scale_dry_run_plans_without_models(tmp_path):
