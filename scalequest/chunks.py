@@ -132,10 +132,11 @@ class ShardChunks:
         self.settings = {name: digest(value) for name, value in settings.items()}
         self.resumed = {"chunks": 0, "seconds": 0.0}
         self.written = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the signal handler may update the attempt while the main thread holds it
         self._stop = threading.Event()
         self._attempts: list[dict[str, Any]] = []
         self._previous_handlers: dict[int, Any] = {}
+        self._interrupted: Interrupted | None = None
 
     # --- the attempt -------------------------------------------------------------------------------
     def __enter__(self) -> "ShardChunks":
@@ -147,6 +148,10 @@ class ShardChunks:
                                "slurm_job": os.environ.get("SLURM_JOB_ID"),
                                "chunks_written": 0, "outcome": "running"})
         self._save_attempts()
+        for earlier in self._attempts[:-1]:  # a requeued job's earlier log is gone: say what happened to it
+            print(f"{self.stage} {self.label}: attempt {earlier['attempt']} on {earlier.get('host')}"
+                  f"{', Slurm job ' + earlier['slurm_job'] if earlier.get('slurm_job') else ''}: "
+                  f"{earlier.get('chunks_written', 0)} chunk(s) written, {_outcome(earlier)}", flush=True)
         threading.Thread(target=self._heartbeat, daemon=True).start()
         if threading.current_thread() is threading.main_thread():
             for signum in INTERRUPT_SIGNALS:
@@ -154,23 +159,26 @@ class ShardChunks:
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
         self._stop.set()
+        if self._interrupted is None:  # after an interruption the handlers stay: a second signal must not kill
+            for signum, handler in self._previous_handlers.items():
+                signal.signal(signum, handler)
         if kind is None:
-            outcome = "done"
-        elif isinstance(error, Interrupted):
-            outcome = str(error)
-            print(f"{self.stage} {self.label}: {outcome}; {self.written} chunk(s) written by this attempt are "
-                  f"on disk in {self.dir}, the chunk in flight is abandoned. Exiting non-zero: the retry resumes.",
-                  flush=True)
-        else:
-            outcome = f"failed: {kind.__name__}"
-        if self.dir.exists():
-            self._update(outcome=outcome)
+            self._update(outcome="done")
+        elif self._interrupted is None and self.dir.exists():
+            self._update(outcome=f"failed: {kind.__name__}")
 
     def _interrupt(self, signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
+        """Record and say the interruption at once (the job may be SIGKILLed seconds later, while the engine
+        shuts down), then abandon the chunk in flight; later signals are ignored."""
+        if self._interrupted is not None:
+            return
+        self._interrupted = Interrupted(signum)
+        print(f"\n{self.stage} {self.label}: {self._interrupted}; {self.written} chunk(s) written by this attempt "
+              f"are on disk in {self.dir}, the chunk in flight is abandoned. Exiting non-zero: the retry resumes.",
+              flush=True)
+        self._update(outcome=str(self._interrupted))
+        raise self._interrupted
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
@@ -303,6 +311,12 @@ class ShardChunks:
         """Delete the chunks: called once the shard and its sidecar are written."""
         with self._lock:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _outcome(attempt: dict[str, Any]) -> str:
+    """How an earlier attempt ended; one still 'running' was killed without a word (SIGKILL, a lost node)."""
+    outcome = attempt.get("outcome", "running")
+    return "killed (no word from it after its last heartbeat)" if outcome == "running" else outcome
 
 
 def _write_chunk(path: Path, payload: dict[str, Any]) -> None:

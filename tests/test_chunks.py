@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,8 @@ def test_respond_killed_after_two_chunks_resumes_to_the_same_shard(tmp_path, que
     chunks = -(-rows // BATCH)
     assert f"resuming respond g/00000: 2 of {chunks} chunks done ({2 * BATCH * 3} of {rows * 3} responses)" \
         in resumed.stdout + resumed.stderr
+    assert re.search(r"respond g/00000: attempt 1 on \S+: 2 chunk\(s\) written, killed \(no word from it",
+                     resumed.stdout + resumed.stderr)
     assert out.read_bytes() == whole.read_bytes()
     assert counts(stats_path(out)) == counts(stats_path(whole))
     record = json.loads(stats_path(out).read_text())["interruptions"]
