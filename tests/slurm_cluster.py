@@ -17,7 +17,7 @@ From pytest::
 A job that asks for N GPUs (N <= gpus_per_node) gets CUDA_VISIBLE_DEVICES=0,...,N-1 (any count:
 one character device and one gres.conf line per GPU). To steer a workflow's jobs, cluster.jobs()
 lists squeue's jobs (state, and the Snakemake rule from the plugin's --comment), and suspend(),
-resume(), cancel() and wait_until_no_jobs_run() act on them.
+resume(), cancel(), signal(), requeue(), release() and wait_until_no_jobs_run() act on them.
 
 By hand (stays up until stopped; `stop` works from any later shell)::
 
@@ -321,12 +321,44 @@ class SlurmCluster:
             return state == "SUSPENDED" and all(_stopped(pid) for pid in self.job_pids(job_id))
         self._wait(f"job {job_id} to be suspended", frozen, time.monotonic() + timeout, list(self.pids))
 
-    def resume(self, job_id: str) -> None:
+    def resume(self, job_id: str, timeout: float = 30) -> None:
+        """Thaw a suspended job and return once none of its processes is stopped: until slurmstepd has
+        thawed a step it drops the signals sent to it (scancel --signal)."""
         self._run(["scontrol", "resume", job_id])
+
+        def thawed() -> bool:
+            state = next((job.state for job in self.jobs() if job.id == job_id), None)
+            if state != "RUNNING":
+                return state != "SUSPENDED"  # ended meanwhile
+            try:
+                return not any(_stopped(pid) for pid in self.job_pids(job_id))
+            except RuntimeError:  # it ended between the two queries
+                return False
+        self._wait(f"job {job_id} to be resumed", thawed, time.monotonic() + timeout, list(self.pids))
 
     def cancel(self, *job_ids: str) -> None:
         if job_ids:
             self._run(["scancel", *job_ids])
+
+    def signal(self, job_id: str, name: str) -> None:
+        """Send signal `name` (USR1, TERM...) to every process of a running job's steps, not its batch
+        script, as `sbatch --signal=NAME@T` does before the time limit. (cancel(), a time limit and
+        preemption send SIGCONT and SIGTERM to every process, SIGKILL KillWait seconds later.)"""
+        self._run(["scancel", f"--signal={name}", job_id])
+
+    def requeue(self, job_id: str, timeout: float = 60) -> None:
+        """Requeue a running job (its processes get SIGTERM, then SIGKILL) as preemption with
+        PreemptMode=REQUEUE does; return once it is pending again (same id). Slurm then holds it for two
+        minutes (reason BeginTime): release() lets it start at once."""
+        self._run(["scontrol", "requeue", job_id])
+
+        def pending() -> bool:
+            return next((job.state for job in self.jobs() if job.id == job_id), None) == "PENDING"
+        self._wait(f"job {job_id} to be pending again", pending, time.monotonic() + timeout, list(self.pids))
+
+    def release(self, job_id: str) -> None:
+        """Let a pending job start now (lifts the hold Slurm puts on a requeued job)."""
+        self._run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
 
     def wait_until_no_jobs_run(self, timeout: float = 600) -> None:
         """Return once every job has ended (none pending, running, suspended or completing)."""
@@ -471,6 +503,8 @@ class SlurmCluster:
             # finished jobs stay visible to squeue (--slurm-status-command squeue) for 5 minutes
             "MinJobAge=300",
             "InactiveLimit=0", "KillWait=5", "Waittime=0", "MailProg=/bin/true",
+            # a job can be requeued only if submitted with --requeue, as where admins turn the default off
+            "JobRequeue=0",
             *self._accounting_lines(),
             *(self._node_line(node) for node in self.node_names),
             *(f"PartitionName={p.name} Nodes=ALL Default={'YES' if i == 0 else 'NO'} "

@@ -6,9 +6,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import user_env
+from scalequest.chunks import chunks_dir
 from slurm_cluster import SlurmCluster, SlurmJob
 
 # What the profile's cluster settings become on the test cluster (one node: 8 CPUs, 19 GB).
@@ -103,3 +105,53 @@ def freeze_a_running_job(cluster: SlurmCluster, rule: str, controller: subproces
         time.sleep(0.5)
     raise AssertionError(f"no running {rule} job to suspend (controller exit status {controller.poll()}):\n"
                          f"{log.read_text()[-6000:]}\n{cluster.jobs()}\n{cluster.logs()}")
+
+
+CHUNK_NAME = re.compile(r"(?P<call>.+)-(?P<start>\d{9})-(?P<stop>\d{9})\.json")
+
+
+def chunks_done(out: Path) -> int:
+    """How many prompts the finished chunks of a shard's job (one engine call) cover, from their names."""
+    found = (CHUNK_NAME.fullmatch(path.name) for path in chunks_dir(out).glob("*.json"))
+    return sum(int(match["stop"]) - int(match["start"]) for match in found if match)
+
+
+def _mid_shard(out: Path, prompts: Callable[[Path], int]) -> bool:
+    return not out.exists() and 0 < chunks_done(out) < prompts(out)
+
+
+def freeze_jobs_mid_shard(cluster: SlurmCluster, rule: str, count: int, prompts: Callable[[Path], int],
+                          controller: subprocess.Popen, log: Path, workdir: Path,
+                          timeout: float = 600) -> list[tuple[SlurmJob, Path]]:
+    """Wait until `count` running `rule` jobs that the controller logging to `log` submitted are each
+    part-way through their shard: some chunks written (scalequest/chunks.py), not all of the shard's
+    `prompts(out)`, no shard written; suspend each as soon as it is, and check again while it is frozen.
+    Returns the frozen jobs and their shard outputs (absolute paths), in the order they were frozen."""
+    frozen: list[tuple[SlurmJob, Path]] = []
+    deadline = time.monotonic() + timeout
+    while len(frozen) < count and time.monotonic() < deadline and controller.poll() is None:
+        submitted = submitted_jobs(log.read_text(), rule)
+        for job in cluster.jobs():
+            files = submitted.get(job.id)
+            if job.rule != rule or job.state != "RUNNING" or not files or any(job.id == f.id for f, _ in frozen):
+                continue
+            chunked = [workdir / path for path in sorted(files["output"]) if chunks_dir(workdir / path).is_dir()]
+            if len(chunked) != 1:
+                continue  # not yet in its engine call
+            out = chunked[0]
+            if not _mid_shard(out, prompts):
+                continue
+            cluster.suspend(job.id)
+            if _mid_shard(out, prompts):
+                frozen.append((job, out))
+                if len(frozen) == count:
+                    break
+            else:
+                cluster.resume(job.id)  # it finished its last chunk before the stop landed: try another
+        time.sleep(0.2)
+    if len(frozen) < count:
+        for job, _ in frozen:
+            cluster.resume(job.id)
+        raise AssertionError(f"found {len(frozen)} of {count} {rule} jobs mid-shard (controller exit status "
+                             f"{controller.poll()}):\n{log.read_text()[-6000:]}\n{cluster.jobs()}\n{cluster.logs()}")
+    return frozen

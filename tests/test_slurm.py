@@ -4,6 +4,7 @@ The synthesis run here starts from a copy of the local demo (models and training
 give the same release."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,12 +15,23 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import copy_run, copy_workflow, full_config, job_counts, release_bytes, shards_per_stage, tiny_config
+from scalequest.chunks import ATTEMPTS_FILE, chunks_dir
 from scalequest.failure_injection import FAIL_ONCE_ENV
+from scalequest.registry import JOBS
 from slurm_cluster import SlurmCluster
-from slurm_runs import finished_outputs, freeze_a_running_job, profile_env, run_on_slurm, slurm_command
+from slurm_runs import (
+    TEST_CLUSTER_SETTINGS,
+    finished_outputs,
+    freeze_a_running_job,
+    freeze_jobs_mid_shard,
+    profile_env,
+    run_on_slurm,
+    slurm_command,
+)
 
 pytestmark = pytest.mark.slurm
 RESULTS = "results/tiny"
@@ -28,6 +40,16 @@ SYNTHESIS_OUTPUTS = ["generate", "filter", "difficulty", "sample", "respond", "r
                      "matches", "dedup", "release", "report", "logs"]
 GPUS = 4  # the fake node's GPUs: the tiny preset's generate shards (4) run side by side
 GENERATE_SHARDS = shards_per_stage(tiny_config())  # presets/tiny.yaml: one generate job per shard
+# The smallest chunks the models allow (hf rounds chunk_size up to their batch_size, which decides the
+# results: the local demo's release stays the reference), so that a respond job has several.
+SMALL_CHUNKS = ("--config", "chunk_size=1")
+# How the synthesis run interrupts three respond jobs mid-shard, and the signal the rule's Python gets:
+# scancel (as a time limit or a preemption that cancels: SIGTERM to every process of the job, SIGKILL
+# KillWait seconds later), SIGUSR1 to the job's steps (what the profile's `sbatch --signal=USR1@...`
+# sends before the time limit), a requeue (preemption on a partition that requeues; the profile's
+# `preemptible` submits with --requeue, without which the test cluster refuses it). Not `scancel
+# --signal=TERM --full`: the batch script's srun then kills the step at once, too soon for any handler.
+INTERRUPTS = {"cancel": "SIGTERM", "USR1": "SIGUSR1", "requeue": "SIGTERM"}
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +65,53 @@ def generate_outputs(workdir: Path) -> set[str]:
             if path.name.endswith((".parquet", ".stats.json"))}
 
 
+def sampled_questions(out: Path) -> int:
+    """A respond shard's prompts: the questions its job drew first (stage sample; difficulty sampling is
+    on in the tiny preset)."""
+    return pq.ParquetFile(out.parents[2] / "sample" / out.parent.name / out.name).metadata.num_rows
+
+
+def interrupt_respond_jobs(cluster: SlurmCluster, controller: subprocess.Popen, log: Path,
+                           workdir: Path) -> dict[str, SimpleNamespace]:
+    """Freeze as many respond jobs as INTERRUPTS, each with some chunks written and more to come, then
+    thaw and interrupt each its way. A requeued job starts its log afresh under the same Slurm id: what
+    its interrupted try recorded is read from its chunk folder while it waits to run again."""
+    frozen = freeze_jobs_mid_shard(cluster, "respond", len(INTERRUPTS), sampled_questions, controller, log,
+                                   workdir, timeout=1200)  # generate to difficulty run first
+    interrupted = {}
+    for how, (job, out) in zip(INTERRUPTS, frozen):
+        cluster.resume(job.id)
+        attempts = None
+        if how == "requeue":
+            cluster.requeue(job.id)
+            attempts = json.loads((chunks_dir(out) / ATTEMPTS_FILE).read_text())
+            cluster.release(job.id)  # not the two minutes Slurm holds a requeued job
+        elif how == "cancel":
+            cluster.cancel(job.id)
+        else:
+            cluster.signal(job.id, how)
+        interrupted[how] = SimpleNamespace(job=job, out=out, attempts=attempts)
+    return interrupted
+
+
 @pytest.fixture(scope="module")
 def slurm_synthesis(cluster, demo_run, tmp_path_factory):
-    """The synthesis stages on Slurm, every `screen` job failing once (injected), the controller
-    killed mid-run. Once a generate job is running, the fixture freezes it (scontrol suspend) before
-    it has written anything; once the controller has reported another generate job finished, the
-    controller is killed (SIGKILL), the frozen job cancelled (it never writes its shard) and the
-    other jobs the controller had submitted are left to end, as they would on a cluster (a restart
-    while they still run would race them for their outputs). A second controller, started after
-    `--unlock`, finishes the run."""
+    """The synthesis stages on Slurm with the profile's `preemptible` on, every `screen` job failing
+    once (injected), the controller killed mid-run, three respond jobs interrupted mid-shard. Once a
+    generate job is running, the fixture freezes it (scontrol suspend) before it has written anything;
+    once the controller has reported another generate job finished, the controller is killed (SIGKILL),
+    the frozen job cancelled (it never writes its shard) and the other jobs the controller had
+    submitted are left to end, as they would on a cluster (a restart while they still run would race
+    them for their outputs). A second controller, started after `--unlock`, finishes the run, its
+    respond jobs interrupted as INTERRUPTS says."""
     workdir = copy_run(demo_run, tmp_path_factory.mktemp("slurm-synthesis") / "wf")
     for stage in SYNTHESIS_OUTPUTS:
         shutil.rmtree(workdir / RESULTS / stage, ignore_errors=True)
-    env = {**profile_env(), FAIL_ONCE_ENV: "screen"}
+    env = {**profile_env(preemptible="true"), FAIL_ONCE_ENV: "screen"}
     log = workdir / "first-controller.log"
     with log.open("w") as out:
-        first = subprocess.Popen(slurm_command(cluster, timeout=900), cwd=workdir, env=env, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        first = subprocess.Popen(slurm_command(cluster, *SMALL_CHUNKS, timeout=900), cwd=workdir, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         frozen, unfinished = freeze_a_running_job(cluster, "generate", first, log, workdir, timeout=600)
         deadline = time.monotonic() + 600
@@ -78,8 +130,21 @@ def slurm_synthesis(cluster, demo_run, tmp_path_factory):
     assert reported <= finished and finished.isdisjoint(unfinished), (reported, finished, unfinished)
     before = {path: (workdir / path).stat().st_mtime_ns for path in finished}
     run_on_slurm(workdir, cluster, "--unlock", env=env)
-    second = run_on_slurm(workdir, cluster, env=env, timeout=1500)
-    return SimpleNamespace(workdir=workdir, before=before, unfinished=unfinished, output=second.stdout + second.stderr)
+    log = workdir / "second-controller.log"
+    with log.open("w") as out:
+        second = subprocess.Popen(slurm_command(cluster, *SMALL_CHUNKS, timeout=1500), cwd=workdir, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        interrupted = interrupt_respond_jobs(cluster, second, log, workdir)
+        second.wait(timeout=1500)  # the command's own `timeout -s KILL` ends it by then
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGKILL)
+            second.wait()
+    output = log.read_text()
+    assert second.returncode == 0, f"second controller: exit {second.returncode}\n{output[-8000:]}\n{cluster.logs()}"
+    return SimpleNamespace(workdir=workdir, before=before, unfinished=unfinished, output=output,
+                           interrupted=interrupted)
 
 
 def test_the_cluster_gives_a_job_every_gpu_it_asks_for(cluster):
@@ -135,6 +200,63 @@ def test_a_failed_job_is_retried_with_more_time_and_memory(slurm_synthesis):
         shown = output.split(f"Logfile {log.relative_to(slurm_synthesis.workdir)}:", 1)
         assert len(shown) == 2 and "failure injected by SCALEQUEST_FAIL_ONCE=screen" in shown[1].split("Logfile", 1)[0]
         assert Path(f"{log}.failed-once").exists() and "failure injected" not in log.read_text()
+
+
+def submissions(controller_output: str, rule: str) -> set[tuple[str, ...]]:
+    """(wildcards, mem_mb_per_cpu, runtime, slurm_extra) of each `rule` job the controller submitted (a
+    failed job's log repeats its block, hence a set)."""
+    found = set()
+    for block in re.split(r"\n(?=rule |localrule )", controller_output):
+        if block.startswith(f"rule {rule}:"):
+            fields = [re.search(pattern, block) for pattern in
+                      (r"wildcards: (.+)", r"\bmem_mb_per_cpu=(\d+)", r"\bruntime=(\d+)", r"\bslurm_extra=([^,\s]+)")]
+            found.add(tuple(match.group(1) if match else None for match in fields))
+    return found
+
+
+def test_interrupted_gpu_jobs_resume_from_their_chunks(slurm_synthesis):
+    """Each interrupted respond job handled its signal (the chunk in flight abandoned, a non-zero exit),
+    and its next try (a retry, or Slurm's own run of a requeued job) resumed from the chunks on disk."""
+    workdir, output = slurm_synthesis.workdir, slurm_synthesis.output
+    for how, interrupted in slurm_synthesis.interrupted.items():
+        job, out = interrupted.job, interrupted.out
+        label = re.escape(f"respond {out.parent.name}/{out.stem}")
+        log = workdir / RESULTS / "logs" / "respond" / out.parent.name / f"{out.stem}.log"
+        final = log.read_text()
+        assert re.search(rf"\nresuming {label}: [1-9]\d* of \d+ chunks done", final), (how, final)
+        stats = json.loads(out.with_name(f"{out.stem}.stats.json").read_text())["interruptions"]
+        assert stats["attempts"] == 2 and stats["resumed_chunks"] >= 1, (how, stats)
+        assert not chunks_dir(out).exists()
+        failed = f"SLURM-job '{job.id}' failed"
+        if how == "requeue":  # the plugin waited while Slurm ran the same job again
+            assert interrupted.attempts[-1]["outcome"] == f"interrupted by {INTERRUPTS[how]}", interrupted.attempts
+            assert interrupted.attempts[-1]["slurm_job"] == job.id, interrupted.attempts
+            assert failed not in output and f", Slurm job {job.id}," in final.splitlines()[0], final
+            continue
+        assert failed in output, output[-6000:]
+        shown = output.split(f"Logfile {log.relative_to(workdir)}:", 1)  # the failed try's log
+        assert len(shown) == 2, output[-6000:]
+        first_try = shown[1].split("Logfile", 1)[0]
+        assert re.search(rf"{label}: interrupted by {INTERRUPTS[how]}; [1-9]\d* chunk\(s\) written by this attempt "
+                         rf"are on disk in .*, the chunk in flight is abandoned\. Exiting non-zero: the retry "
+                         rf"resumes\.", first_try), (how, first_try)
+
+
+def test_a_gpu_job_is_retried_with_the_same_time_limit_and_more_memory(slurm_synthesis):
+    """A GPU job's retry resumes, so it asks for the time limit of its first try (and more memory:
+    the retry cannot know that its first try did not run out of it); every try of it carries the
+    profile's warning signal. A requeued job is no retry: the controller submitted it once."""
+    per_cpu = TEST_CLUSTER_SETTINGS["gpu_mem_mb"] // TEST_CLUSTER_SETTINGS["cpus_per_gpu"]
+    minutes = str(JOBS["respond"].minutes)
+    asked = submissions(slurm_synthesis.output, "respond")
+    assert all(re.fullmatch(r"--signal=USR1@[1-9]\d*", extra or "") for *_, extra in asked), asked
+    retried = {f"gen={i.out.parent.name}, shard={i.out.stem}" for how, i in slurm_synthesis.interrupted.items()
+               if how != "requeue"}
+    shards = {wildcards for wildcards, *_ in asked}
+    assert retried < shards, (retried, asked)
+    assert {attempt[:3] for attempt in asked} == {
+        *((shard, str(per_cpu), minutes) for shard in shards),
+        *((shard, str(2 * per_cpu), minutes) for shard in retried)}, asked
 
 
 def test_a_model_on_four_gpus_makes_a_four_gpu_job(cluster, demo_run, tmp_path):
