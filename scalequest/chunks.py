@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .atomic import write_json_atomic, write_text_atomic
-from .engines import Completion, Sampling
+from .engines.base import Completion, Sampling
 from .failure_injection import kill_after_chunks_if_asked
 from .models import ModelSpec
 from .registry import stage as stage_of
@@ -117,7 +117,7 @@ def _decode_completion(value: list | None) -> Completion | None:
 class ShardChunks:
     """The chunked engine calls of one shard's job, as a with-block: it records the attempt (kept alive by
     a heartbeat), turns SIGTERM/SIGUSR1 into `Interrupted`, and `finish` fills the sidecar's record of
-    attempts before the shard is written; `remove` deletes the chunks once it is.
+    attempts before the shard is written; the chunks are deleted when the block ends without an error.
 
     `settings` are the shard's own (its seed, its inputs' digests); each call adds its model, its
     sampling and its prompts. Every call in a job has its own name (`respond`, `rewrite-1`, ...)."""
@@ -163,8 +163,9 @@ class ShardChunks:
         if self._interrupted is None:  # after an interruption the handlers stay: a second signal must not kill
             for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
-        if kind is None:
-            self._update(outcome="done")
+        if kind is None:  # the block wrote the shard and its sidecar: the chunks have done their work
+            with self._lock:
+                shutil.rmtree(self.dir, ignore_errors=True)
         elif self._interrupted is None and self.dir.exists():
             self._update(outcome=f"failed: {kind.__name__}")
 
@@ -298,19 +299,16 @@ class ShardChunks:
         return found
 
     # --- the end --------------------------------------------------------------------------------------
-    def finish(self, stats: Any) -> None:
-        """Record on the shard's stats what its attempts took: their number, the chunks this one resumed,
-        and the seconds earlier attempts spent on work the shard does not keep (model loads, the chunks
-        in flight when they were stopped, chunks made with other settings)."""
+    def finish(self, stats: Any) -> Any:
+        """The shard's stats (returned) with what its attempts took: their number, the chunks this one resumed,
+        and the seconds earlier attempts spent on work the shard does not keep (model loads, the chunks in
+        flight when they were stopped, chunks made with other settings). Call it just before writing the
+        shard, inside the with-block: the chunks are removed when the block ends without an error."""
         earlier = sum(a["last_seen"] - a["started"] for a in self._attempts[:-1])
         stats.earlier_seconds = round(self.resumed["seconds"], 3)
         stats.interruptions = {"attempts": len(self._attempts), "resumed_chunks": self.resumed["chunks"],
                                "lost_seconds": round(max(earlier - self.resumed["seconds"], 0.0), 3)}
-
-    def remove(self) -> None:
-        """Delete the chunks: called once the shard and its sidecar are written."""
-        with self._lock:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        return stats
 
 
 def _outcome(attempt: dict[str, Any]) -> str:

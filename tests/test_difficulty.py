@@ -187,7 +187,7 @@ def test_labels_count_records_without_usable_gold_and_prompts_too_long(tiny_mode
     seeds.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "labels.parquet"
     stats = label_shard(part="00000", seeds_path=seeds, first=0, count=10, solver=tiny_spec(tiny_models), k=3,
-                        sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": 48}, seed=1, out=out)
+                        sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": 48}, seed=1, chunk_size=2, out=out)
     funnel = read_stats(stats_path(out))["questions"]
     assert funnel.total == 6 and funnel.kept == 2
     assert dict(funnel.dropped) == {"no_gold": 2, "unparsable_gold": 1, "prompt_too_long": 1}
@@ -209,7 +209,8 @@ def test_scoring_counts_questions_longer_than_the_scorer_context(tiny_models, tm
     write_shard(to_table(rows, SOLVABLE), SOLVABLE, path)
     out = tmp_path / "difficulty.parquet"
     stats = score_shard(generator="g", shard="00000", questions_path=path,
-                        scorer=tiny_spec(tiny_models, "tiny-reward", max_model_len=64), seed=0, out=out)
+                        scorer=tiny_spec(tiny_models, "tiny-reward", max_model_len=64), seed=0, chunk_size=1000,
+                        out=out)
     assert stats.counters["truncated_inputs"] == 1 and stats.questions.kept == 2
     scored = read_shard(out, SCORED).to_pylist()
     assert all(isinstance(row["difficulty"], float) for row in scored)

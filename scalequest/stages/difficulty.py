@@ -57,7 +57,7 @@ def label_shard(*, part: str, seeds_path: str | Path, first: int, count: int, so
             labels.append({"id": f"seeds-{index}", "source": row["source"], "question": row["question"],
                            "gold": row["gold"], "correct": correct, "samples": len(completions),
                            "fail_rate": 1.0 - correct / len(completions), "solver_model": solver.describe()})
-        return write_stage_outputs(labels, LABELS, out, stats, chunks)
+        return write_stage_outputs(labels, LABELS, out, chunks.finish(stats))
 
 
 def score_shard(*, generator: str, shard: str, questions_path: str | Path, scorer: ModelSpec, seed: int,
@@ -75,4 +75,4 @@ def score_shard(*, generator: str, shard: str, questions_path: str | Path, score
                                  pa.array(scores, pa.float64()))
         table = table.append_column("difficulty_model", pa.array([scorer.describe()] * table.num_rows, pa.string()))
         stats.questions.keep(table.num_rows)
-        return write_stage_table(table.cast(SCORED.schema), SCORED, out, stats, chunks)
+        return write_stage_table(table.cast(SCORED.schema), SCORED, out, chunks.finish(stats))

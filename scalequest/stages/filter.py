@@ -45,7 +45,7 @@ def filter_shard(*, generator: str, shard: str, questions_path: str | Path, lang
             else:
                 stats.questions.keep()
                 kept.append({**row, "judge_reply": reply.text, "judge_model": judge.describe()})
-        return write_stage_outputs(kept, SOLVABLE, out, stats, chunks)
+        return write_stage_outputs(kept, SOLVABLE, out, chunks.finish(stats))
 
 
 def judge_solvability(judge: ModelSpec, questions: list[str], sampling: Mapping[str, Any], seed: int,

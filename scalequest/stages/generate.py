@@ -56,4 +56,4 @@ def generate_shard(*, generator: str, shard: str, first_index: int, count: int, 
                 "shard": int(shard), "question": completion.text.strip(), "question_model": model.describe(),
                 "question_seed": seed, "difficulty": None, "gen_tokens": completion.tokens,
             })
-        return write_stage_outputs(rows, QUESTIONS, out, stats, chunks)
+        return write_stage_outputs(rows, QUESTIONS, out, chunks.finish(stats))

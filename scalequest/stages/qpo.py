@@ -76,4 +76,4 @@ def build_pairs(*, generator: str, samples_path: str | Path, optimizer: ModelSpe
         stats.questions.keep(len(survivors))
         pairs = [{"id": i, "generator": generator, "rejected": raw[i], "chosen": current[i],
                   "optimizer_model": optimizer.describe(), "optimizer_reply": replies[i]} for i in survivors]
-        return write_stage_outputs(pairs, PAIRS, out, stats, chunks)
+        return write_stage_outputs(pairs, PAIRS, out, chunks.finish(stats))

@@ -47,7 +47,7 @@ def respond_shard(*, generator: str, shard: str, questions_path: str | Path, mod
                 continue
             stats.questions.keep()
             kept.append({**row, "responses": answers, "response_model": model.describe(), "response_seed": seed})
-        return write_stage_outputs(kept, RESPONSES, out, stats, chunks)
+        return write_stage_outputs(kept, RESPONSES, out, chunks.finish(stats))
 
 
 def respond_job(*, generator: str, shard: str, questions_path: str | Path | None, scored_path: str | Path | None,

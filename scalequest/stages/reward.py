@@ -34,7 +34,7 @@ def reward_shard(*, generator: str, shard: str, responses_path: str | Path, mode
             position += count
         stats.questions.keep(len(rows))
         stats.responses.keep(len(conversations))
-        return write_stage_outputs(rows, REWARDED, out, stats, chunks)
+        return write_stage_outputs(rows, REWARDED, out, chunks.finish(stats))
 
 
 def reward_job(*, generator: str, shard: str, responses_path: str | Path, model: ModelSpec, seed: int,
