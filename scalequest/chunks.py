@@ -120,7 +120,7 @@ class ShardChunks:
     attempts before the shard is written; the chunks are deleted when the block ends without an error.
 
     `settings` are the shard's own (its seed, its inputs' digests); each call adds its model, its
-    sampling and its prompts. Every call in a job has its own name (`respond`, `rewrite-1`, ...)."""
+    sampling and its prompts. Every call in a job has its own name (`respond`, `rewrite1-<prompt>`, `judge`, ...)."""
 
     def __init__(self, out: str | Path, *, stage: str, generator: str, shard: str, chunk_size: int,
                  settings: dict[str, Any]):
