@@ -170,9 +170,10 @@ LABEL_PARTS = shard_ids(config["seeds"]["max_questions"], DIFFICULTY["labels"]["
 LSH_BANDS = [f"{band:02d}" for band in range(NEAR_DUP["bands"])] if NEAR_DUP["enabled"] else []  # dedup.smk
 MINHASH_LIST = f"{RESULTS}/dedup/minhash_shards.json"
 DUPLICATES_FILE = f"{RESULTS}/dedup/duplicates.parquet"
-BENCHMARK_DIR = f"{RESULTS}/benchmarks"  # benchmark_ngrams.smk
+BENCHMARK_DIR = f"{RESULTS}/benchmarks"  # benchmark_index.smk
 BENCHMARK_ITEMS = f"{BENCHMARK_DIR}/items.parquet"
 BENCHMARK_INDEX = f"{BENCHMARK_DIR}/ngrams.npz"
+BENCHMARK_LEXICAL = f"{BENCHMARK_DIR}/lexical.npz"
 BENCHMARK_SUMMARY = f"{BENCHMARK_DIR}/benchmarks.json"
 RELEASE_DIR = f"{RESULTS}/release"  # release.smk
 RELEASE_DATA = f"{RELEASE_DIR}/data"
@@ -270,7 +271,7 @@ def band_file(band="{band}"):
 
 
 def benchmark_index_inputs():
-    return {"benchmark_items": BENCHMARK_ITEMS, "index": BENCHMARK_INDEX} if BENCHMARKS else {}
+    return {"benchmark_items": BENCHMARK_ITEMS, "index": BENCHMARK_INDEX, "lexical": BENCHMARK_LEXICAL} if BENCHMARKS else {}
 
 
 def matches_output():

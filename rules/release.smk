@@ -1,5 +1,5 @@
-# Stage 6: merge, drop what rules dedup and decontaminate found, shuffle, Parquet + dataset card +
-# funnel.json + contamination.jsonl.
+# Stage 6: merge, drop what rules dedup and screen found, shuffle, Parquet + dataset card +
+# funnel.json + contamination.jsonl (the dropped benchmark matches) + number_variants.jsonl (the released ones).
 
 
 rule release:
@@ -10,10 +10,12 @@ rule release:
         card=f"{RELEASE_DIR}/README.md",
         funnel=RELEASE_FUNNEL,
         contamination=f"{RELEASE_DIR}/contamination.jsonl",
+        number_variants=f"{RELEASE_DIR}/number_variants.jsonl",
     params:
         seed=derive_seed(config["seed"], "release", "all", 0),
         stages=STAGES,
         absent_benchmarks=ABSENT_BENCHMARKS,
+        drop_number_variants=DECONTAMINATION["number_variants"]["drop"],
         rows_per_file=config["release"]["rows_per_file"],
         name=config["release"]["name"],
         settings=release_settings(),

@@ -42,20 +42,35 @@ def _funnel_table(funnel: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _decontamination_table(decontamination: Mapping[str, Any]) -> str:
+def _decontamination_table(decontamination: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     benchmarks = decontamination["benchmarks"]
     absent = decontamination["absent"]
     absent = ("\n\nNot checked (optional, their file was not there): "
               + ", ".join(f"{name} (`{path}`)" for name, path in absent.items()) + ".") if absent else ""
     if not benchmarks:
         return "No benchmarks were configured: the questions were not checked for contamination." + absent
-    lines = [f"Questions sharing {decontamination['ngram']}-grams of normalized text with a benchmark test item "
-             "(see `release.decontamination` in the settings) were dropped; every one is listed, with the "
-             "benchmark items it matches, in `contamination.jsonl`. *Matched* counts the questions before "
-             "deduplication, *dropped* those removed for that benchmark.", "",
-             "| benchmark | source | items | matched | dropped |", "|---|---|---|---|---|"]
+    lexical = settings.get("lexical", {})
+    screens = [f"copies of a benchmark test item (sharing {decontamination['ngram']}-grams of normalized text: "
+               "*n-gram*)"]
+    if lexical.get("enabled"):
+        screens.append("rephrasings of one (the same numbers and math, cosine at least "
+                       f"{lexical['min_signature']:g}, and much the same words, joint cosine at least "
+                       f"{lexical['min_joint']:g}: *lexical*)")
+    dropped_by = next(iter(benchmarks.values()))["dropped_by"]
+    variants = ("*Number variants* (a benchmark question's words with other quantities) count as contaminated "
+                "and were dropped." if decontamination["number_variants_dropped"] else
+                "*Number variants* (a benchmark question's words with other quantities) do not count as "
+                "contaminated: they were released, and are listed in `number_variants.jsonl`.")
+    lines = [f"Questions that are {' or '.join(screens)} were dropped (see `release.decontamination` in the "
+             "settings); every one is listed, with the benchmark items it matches, the screen that caught it "
+             f"and its scores, in `contamination.jsonl`. {variants} *Matched* counts the questions before "
+             "deduplication, *dropped* those removed for that benchmark, by screen.", "",
+             "| benchmark | source | items | matched | dropped | " + " | ".join(dropped_by) + " | number variants |",
+             "|---|---|---|---|---|" + "---|" * len(dropped_by) + "---|"]
     for name, counts in benchmarks.items():
-        lines.append(f"| {name} | {counts['source']} | {counts['items']} | {counts['matched']} | {counts['dropped']} |")
+        by_screen = " | ".join(str(count) for count in counts["dropped_by"].values())
+        lines.append(f"| {name} | {counts['source']} | {counts['items']} | {counts['matched']} | {counts['dropped']} "
+                     f"| {by_screen} | {counts['number_variants']} |")
     return "\n".join(lines) + absent
 
 
@@ -132,7 +147,7 @@ Exact duplicates (normalized text) and near-duplicates (MinHash LSH over word n-
 
 ## Decontamination
 
-{_decontamination_table(funnel['decontamination'])}
+{_decontamination_table(funnel['decontamination'], settings.get('release', {}).get('decontamination', {}))}
 
 ## Difficulty
 

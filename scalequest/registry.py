@@ -125,7 +125,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("minhash_list", Job("minhash_list", LOCAL)),  # one input for the band jobs, not every shard
     Stage("bands", Job("lsh_band", CPU)),
     Stage("duplicates", Job("dedup", CPU)),
-    Stage("benchmarks", Job("benchmark_ngrams", LOCAL)),
+    Stage("benchmarks", Job("benchmark_index", LOCAL)),
     Stage("release", Job("release", CPU), schema="records:RELEASE"),
 )
 # Rules that write no stage: the target, model and benchmark builds, fetching, checks, plan and report.

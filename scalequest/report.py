@@ -98,18 +98,26 @@ def difficulty_figure(difficulty: Mapping[str, Any] | None, path: str | Path) ->
 
 
 def contamination_figure(decontamination: Mapping[str, Any], path: str | Path) -> None:
-    """Per benchmark: questions matching one of its test items, and those dropped for it."""
+    """Per benchmark: questions matching one of its test items, those dropped for it by screen, and
+    the released number variants."""
     plt = _pyplot()
     benchmarks = decontamination["benchmarks"]
     figure, axis = plt.subplots(figsize=(8, 3.6))
     names = list(benchmarks)
     positions = np.arange(len(names))
-    axis.bar(positions - 0.2, [benchmarks[n]["matched"] for n in names], width=0.4, color="#e0a040", label="matched")
-    axis.bar(positions + 0.2, [benchmarks[n]["dropped"] for n in names], width=0.4, color="#c0392b", label="dropped")
+    axis.bar(positions - 0.27, [benchmarks[n]["matched"] for n in names], width=0.27, color="#e0a040", label="matched")
+    bottom = np.zeros(len(names))
+    colors = ["#c0392b", "#8e44ad", "#2c3e50"]
+    for method, color in zip(next(iter(benchmarks.values()), {}).get("dropped_by", {}), colors):
+        counts = np.array([benchmarks[n]["dropped_by"][method] for n in names], dtype=float)
+        axis.bar(positions, counts, width=0.27, bottom=bottom, color=color, label=f"dropped: {method}")
+        bottom += counts
+    axis.bar(positions + 0.27, [benchmarks[n]["number_variants"] for n in names], width=0.27, color="#7f8c8d",
+             label="number variants (released)")
     axis.set_xticks(positions, names)
     axis.set_ylabel("questions")
-    axis.set_title(f"Decontamination ({decontamination.get('ngram')}-gram overlap with benchmark test items)")
-    axis.legend()
+    axis.set_title("Decontamination: benchmark matches by screen")
+    axis.legend(fontsize="small")
     _save(figure, path)
 
 

@@ -1,5 +1,5 @@
 """Rule release: merge, drop duplicates and contaminated questions, shuffle; Parquet files, dataset
-card, funnel.json and contamination.jsonl."""
+card, funnel.json, contamination.jsonl and number_variants.jsonl."""
 if __name__ == "__main__":
     from scalequest.rule_job import rule_job
     from scalequest.stages.release import release
@@ -10,9 +10,9 @@ if __name__ == "__main__":
                 stats_paths={stage: list(sm.input[f"{stage}_stats"]) for stage in sm.params.stages},
                 duplicates_path=sm.input.duplicates, contamination_paths=list(sm.input.get("contamination", [])),
                 benchmarks_path=sm.input.get("benchmarks"), absent_benchmarks=sm.params.absent_benchmarks,
-                seed=sm.params.seed,
+                drop_variants=sm.params.drop_number_variants, seed=sm.params.seed,
                 rows_per_file=sm.params.rows_per_file, name=sm.params.name, settings=sm.params.settings,
                 data_dir=sm.output.data, card_path=sm.output.card, funnel_path=sm.output.funnel,
-                contamination_out=sm.output.contamination,
+                contamination_out=sm.output.contamination, variants_out=sm.output.number_variants,
                 difficulty={"keep_rates": sm.input.keep_rates, "sampled": list(sm.input.sampled),
                             "scorer": sm.input.scorer} if "keep_rates" in sm.input.keys() else None)

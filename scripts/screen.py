@@ -7,5 +7,6 @@ if __name__ == "__main__":
     with rule_job(sm):
         screen_shard(best_path=sm.input.best, minhash_out=sm.output.minhash, ngram=sm.params.ngram,
                      num_perm=sm.params.num_perm, bands=sm.params.bands, seed=sm.params.seed,
-                     decontamination=sm.params.decontamination, items_path=sm.input.get("benchmark_items"),
-                     index_path=sm.input.get("index"), matches_out=sm.output.get("matches"))
+                     decontamination=sm.params.decontamination,
+                     benchmark_files={name: sm.input.get(name) for name in ("benchmark_items", "index", "lexical")},
+                     matches_out=sm.output.get("matches"))

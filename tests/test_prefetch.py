@@ -51,6 +51,6 @@ def test_hub_readers_wait_for_the_prefetch(tmp_path):
     plan = run_snakemake(workdir, "-n", timeout=120).stdout
     assert "rule prefetch:" in plan
     blocks = plan.split("\n\n")
-    for rule in ("seed_questions", "generate", "filter", "difficulty_labels", "respond", "reward", "benchmark_ngrams"):
+    for rule in ("seed_questions", "generate", "filter", "difficulty_labels", "respond", "reward", "benchmark_index"):
         block = next(b for b in blocks if f"rule {rule}:" in b)
         assert "results/prefetch.json" in block.split("input:")[1].split("\n")[0], block

@@ -32,18 +32,34 @@ def test_normalization():
     assert normalize_question("  What is 2+2 ?\n") == normalize_question("what is   2+2") == "what is 2+2"
 
 
-def test_duplicates_go_first_then_contamination_by_highest_overlap_then_config_order():
+def match_rows(rows):
+    """MATCHES rows from (id, benchmark, method, score): the score is an n-gram overlap or a joint cosine."""
+    return pa.Table.from_pylist([
+        {"id": row_id, "benchmark": benchmark, "item": 0, "benchmark_question": "q", "method": method,
+         **({"shared_ngrams": 3, "overlap": score} if method == "ngram" else {"signature": 0.9, "words": 0.9,
+                                                                             "joint": score})}
+        for row_id, benchmark, method, score in rows], schema=MATCHES.schema)
+
+
+def test_duplicates_go_first_then_contamination_by_screen_score_then_config_order():
     duplicates = pa.table({"id": ["a", "b"], "reason": ["duplicate", "near_duplicate"], "kept_id": ["e", "e"],
                            "similarity": [1.0, 0.8]}, schema=DUPLICATES_SCHEMA)
-    matches = pa.Table.from_pylist([
-        {"id": row_id, "benchmark": benchmark, "item": 0, "benchmark_question": "q", "shared_ngrams": 3,
-         "overlap": overlap}
-        for row_id, benchmark, overlap in [("b", "gsm8k", 1.0), ("c", "math", 0.6), ("c", "gsm8k", 0.9),
-                                           ("d", "math500", 0.8), ("d", "math", 0.8)]], schema=MATCHES.schema)
-    contamination = attribute_contamination(matches, ["gsm8k", "math", "math500"])
+    matches = match_rows([("b", "gsm8k", "ngram", 1.0), ("c", "math", "ngram", 0.6), ("c", "gsm8k", "ngram", 0.9),
+                          ("d", "math500", "ngram", 0.8), ("d", "math", "ngram", 0.8),
+                          ("f", "gsm8k", "lexical", 0.99), ("f", "math", "ngram", 0.5),
+                          ("g", "gsm8k", "number_variant", 0.95), ("h", "math", "number_variant", 0.97),
+                          ("h", "gsm8k", "lexical", 0.6)])
+    contamination = attribute_contamination(matches, ["gsm8k", "math", "math500"], drop_variants=False)
     assert [match["benchmark"] for match in contamination["d"]] == ["math", "math500"]
-    reasons = DropRule(duplicates, contamination)(["a", "b", "c", "d", "e"])
-    assert reasons == ["duplicate", "near_duplicate", "contaminated:gsm8k", "contaminated:math", None]
+    assert [match["method"] for match in contamination["f"]] == ["ngram", "lexical"]  # n-gram first, whatever the score
+    assert [match["method"] for match in contamination["h"]] == ["lexical", "number_variant"]
+    rule = DropRule(duplicates, contamination, drop_variants=False)
+    reasons = rule(["a", "b", "c", "d", "e", "f", "g", "h"])
+    assert reasons == ["duplicate", "near_duplicate", "contaminated:gsm8k", "contaminated:math", None,
+                       "contaminated:math", None, "contaminated:gsm8k"]
+    assert rule.variants == {"g"}  # released, for number_variants.jsonl
+    dropping = DropRule(duplicates, attribute_contamination(matches, ["gsm8k", "math", "math500"], True), True)
+    assert dropping(["g"]) == ["contaminated:gsm8k"] and dropping.variants == set()
 
 
 def test_shuffle_is_deterministic_and_order_free():

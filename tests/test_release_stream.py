@@ -22,6 +22,7 @@ from scalequest.stats import ShardStats, write_stats
 SHARDS, ROWS, SEED, ROWS_PER_FILE = 4, 30, 7, 25
 DUPLICATES = {"g-00000-3": "duplicate", "g-00001-4": "near_duplicate", "g-00003-29": "duplicate"}
 CONTAMINATED = {"g-00002-5": "gsm8k", "g-00003-0": "math", "g-00001-4": "gsm8k"}  # g-00001-4: a duplicate first
+NUMBER_VARIANTS = {"g-00001-7": "math"}  # released: number variants are only reported by default
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,12 @@ def inputs(tmp_path_factory) -> dict:
                            "kept_id": ["g-00000-0"] * len(DUPLICATES), "similarity": [1.0] * len(DUPLICATES)},
                           schema=DUPLICATES_SCHEMA).sort_by("id")
     _write_table(duplicates, root / "duplicates.parquet", "dedup", SHARDS * ROWS)
-    matches = pa.Table.from_pylist([{"id": row_id, "benchmark": benchmark, "item": 0, "benchmark_question": "q",
-                                     "shared_ngrams": 5, "overlap": 0.9} for row_id, benchmark in CONTAMINATED.items()],
-                                   schema=MATCHES.schema)
+    matches = pa.Table.from_pylist(
+        [{"id": row_id, "benchmark": benchmark, "item": 0, "benchmark_question": "q", "method": "ngram",
+          "shared_ngrams": 5, "overlap": 0.9} for row_id, benchmark in CONTAMINATED.items()]
+        + [{"id": row_id, "benchmark": benchmark, "item": 1, "benchmark_question": "q", "method": "number_variant",
+            "signature": 0.2, "words": 0.95, "joint": 0.6} for row_id, benchmark in NUMBER_VARIANTS.items()],
+        schema=MATCHES.schema)
     write_shard(matches, MATCHES, root / "matches.parquet")
     summary = {"ngram": 13, "benchmarks": [{"name": "gsm8k", "source": "x", "items": 3},
                                            {"name": "math", "source": "y", "items": 4}]}
@@ -71,10 +75,10 @@ def small_buckets(monkeypatch):
 def run_release(inputs: dict, out: Path, best=None, rows_per_file: int = ROWS_PER_FILE) -> dict:
     return release(best_paths=inputs["best"] if best is None else best, stats_paths={"best": inputs["stats"]},
                    duplicates_path=inputs["duplicates"], contamination_paths=inputs["matches"],
-                   benchmarks_path=inputs["benchmarks"], absent_benchmarks={}, seed=SEED,
+                   benchmarks_path=inputs["benchmarks"], absent_benchmarks={}, drop_variants=False, seed=SEED,
                    rows_per_file=rows_per_file, name="test", settings={}, data_dir=out / "data",
                    card_path=out / "README.md", funnel_path=out / "funnel.json",
-                   contamination_out=out / "contamination.jsonl")
+                   contamination_out=out / "contamination.jsonl", variants_out=out / "number_variants.jsonl")
 
 
 def release_bytes(out: Path) -> dict[str, bytes]:
@@ -117,6 +121,16 @@ def test_nothing_lost_and_rows_per_file(inputs, tmp_path):
     assert [(row["id"], row["reason"]) for row in contaminated] == [("g-00002-5", "contaminated:gsm8k"),
                                                                      ("g-00003-0", "contaminated:math")]
     assert contaminated[0]["question"].startswith("Question g-00002-5:")
+    assert contaminated[0]["matches"] == [{"benchmark": "gsm8k", "item": 0, "benchmark_question": "q",
+                                           "method": "ngram", "shared_ngrams": 5, "overlap": 0.9}]
+    variants = [json.loads(line) for line in (tmp_path / "number_variants.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["reason"], row["matches"][0]["method"]) for row in variants] == [
+        ("g-00001-7", None, "number_variant")]
+    counts = funnel["decontamination"]["benchmarks"]
+    assert counts["math"] == {"source": "y", "items": 4, "matched": 1, "dropped": 1,
+                              "dropped_by": {"ngram": 1, "lexical": 0}, "number_variants": 1}
+    assert counts["gsm8k"]["matched"] == 2 and counts["gsm8k"]["dropped"] == 1
+    assert "number_variants.jsonl" in (tmp_path / "README.md").read_text()
 
 
 def test_same_order_distributions_and_sample_as_in_memory(inputs, tmp_path):
@@ -137,7 +151,7 @@ def test_same_order_distributions_and_sample_as_in_memory(inputs, tmp_path):
 def test_no_bucket_files_remain_even_after_a_failure(inputs, tmp_path, monkeypatch):
     run_release(inputs, tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["README.md", "contamination.jsonl", "data",
-                                                                "funnel.json"]
+                                                                "funnel.json", "number_variants.jsonl"]
     assert not list((tmp_path / "data").glob("*.arrow"))
 
     def fail(self, table):
@@ -151,7 +165,8 @@ def test_no_bucket_files_remain_even_after_a_failure(inputs, tmp_path, monkeypat
 
 def test_buckets_by_size(inputs, monkeypatch):
     plans = [release_module.ShardPlan(path=Path(f"{shard}.parquet"), rows=rows, kept=np.ones(rows, bool),
-                                      keys=np.zeros(rows, np.uint64), contaminated={}, data_bytes=rows * 1000)
+                                      keys=np.zeros(rows, np.uint64), contaminated={}, variants=[],
+                                      data_bytes=rows * 1000)
              for shard, rows in enumerate([100, 300, 200])]
     monkeypatch.setattr(release_module, "BUCKET_BYTES", 450_000)
     assert release_module.rows_per_bucket(plans) == 450
@@ -190,9 +205,10 @@ def test_an_empty_release_has_one_empty_file(tmp_path):
     _write_table(DUPLICATES_SCHEMA.empty_table(), tmp_path / "duplicates.parquet", "dedup", 0)
     funnel = release(best_paths=[empty], stats_paths={"best": [empty.with_name("00000.stats.json")]},
                      duplicates_path=tmp_path / "duplicates.parquet", contamination_paths=[], benchmarks_path=None,
-                     absent_benchmarks={}, seed=SEED, rows_per_file=10, name="test", settings={},
-                     data_dir=tmp_path / "out" / "data", card_path=tmp_path / "out" / "README.md",
+                     absent_benchmarks={}, drop_variants=False, seed=SEED, rows_per_file=10, name="test",
+                     settings={}, data_dir=tmp_path / "out" / "data", card_path=tmp_path / "out" / "README.md",
                      funnel_path=tmp_path / "out" / "funnel.json",
-                     contamination_out=tmp_path / "out" / "contamination.jsonl")
+                     contamination_out=tmp_path / "out" / "contamination.jsonl",
+                     variants_out=tmp_path / "out" / "number_variants.jsonl")
     assert funnel["released_pairs"] == 0 and funnel["files"] == ["data/train-00000-of-00001.parquet"]
     assert pq.read_table(tmp_path / "out" / "data").num_rows == 0

@@ -139,7 +139,7 @@ def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
     workdir = copy_run(hf_run, tmp_path / "wf")
     env = user_env(**{SHARED_DATA_ENV: str(SHARED_DATA)})
     plan = job_counts(run_snakemake(workdir, *LOCAL, "-n", env=env).stdout)
-    assert {"benchmark_ngrams", "screen", "release"} <= set(plan) and not {"generate", "respond", "qft"} & set(plan)
+    assert {"benchmark_index", "screen", "release"} <= set(plan) and not {"generate", "respond", "qft"} & set(plan)
     run_snakemake(workdir, *LOCAL, env=env)
     funnel = json.loads((workdir / RELEASE / "funnel.json").read_text())
     benchmarks = funnel["decontamination"]["benchmarks"]
@@ -276,7 +276,7 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     shards, generators = shards_per_stage(config), len(config["generators"])
     # sample runs in the respond job, best in the reward job, minhash and matches in the screen job
     shard_stages = {rule: shards for rule in ("generate", "filter", "difficulty", "respond", "reward", "screen")}
-    release_stages = {"benchmark_ngrams": 1, "minhash_list": 1, "lsh_band": config["release"]["near_dup"]["bands"],
+    release_stages = {"benchmark_index": 1, "minhash_list": 1, "lsh_band": config["release"]["near_dup"]["bands"],
                       "dedup": 1, "release": 1, "all": 1}
     label_jobs = -(-config["seeds"]["max_questions"] // config["difficulty"]["labels"]["shard_size"])
     training = {"check_optimizer": 1, "seed_questions": 1, "qft": generators, "qpo_sample": generators,

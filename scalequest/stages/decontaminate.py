@@ -1,5 +1,5 @@
-"""Decontamination: the benchmarks' n-gram index is built once (`index_benchmarks`), then every
-best shard is checked against it in its own job (`decontaminate_shard`)."""
+"""Decontamination: the benchmarks' n-gram and lexical indexes are built once (`index_benchmarks`),
+then every best shard is screened against them in its own job (`decontaminate_shard`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,10 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-from ..arrays import run_starts
 from ..atomic import atomic_path, write_json_atomic
-from ..decontam import NgramIndex, describe_source, find_overlaps, load_benchmark
+from ..contamination import BenchmarkItems, ScreenSettings, screen_questions
+from ..decontam import NgramIndex, describe_source, load_benchmark
+from ..lexical import LexicalIndex
 from ..records import BEST, StageSchema, read_shard, to_table, write_shard
 
 BENCHMARK_ITEMS = StageSchema("benchmark_items", pa.schema([
@@ -23,25 +24,32 @@ MATCHES = StageSchema("matches", pa.schema([
     pa.field("benchmark", pa.string(), nullable=False),
     pa.field("item", pa.int64(), nullable=False),
     pa.field("benchmark_question", pa.string(), nullable=False),
-    pa.field("shared_ngrams", pa.int64(), nullable=False),
-    pa.field("overlap", pa.float64(), nullable=False),
+    pa.field("method", pa.string(), nullable=False),  # ngram, lexical or number_variant (contamination.py)
+    pa.field("shared_ngrams", pa.int64()),  # ngram: n-grams in common
+    pa.field("overlap", pa.float64()),  # ngram: shared / the smaller of the two n-gram sets
+    pa.field("signature", pa.float64()),  # lexical, number_variant: cosine of numbers and math (lexical.py)
+    pa.field("words", pa.float64()),  # lexical, number_variant: cosine of content words
+    pa.field("joint", pa.float64()),  # lexical, number_variant: cosine of all features
+    pa.field("text", pa.float64()),  # lexical, number_variant: cosine of all features but the numbers
 ]))
 
 
 def index_benchmarks(*, benchmarks: Mapping[str, Mapping[str, Any]], ngram: int, items_out: str | Path,
-                     index_out: str | Path, summary_out: str | Path) -> dict[str, Any]:
-    """Load every benchmark; write its questions, the n-gram index over them, and a summary
-    (benchmarks in config order, a list, with their source and size), which is returned."""
+                     index_out: str | Path, lexical_out: str | Path, summary_out: str | Path) -> dict[str, Any]:
+    """Load every benchmark; write its questions, the n-gram and lexical indexes over them, and a
+    summary (benchmarks in config order, a list, with their source and size), which is returned."""
     rows, summary = [], {"ngram": ngram, "benchmarks": []}
     for name, entry in benchmarks.items():
         questions = load_benchmark(name, entry)
         rows.extend({"benchmark": name, "item": item, "question": question} for item, question in enumerate(questions))
         summary["benchmarks"].append({"name": name, "source": describe_source(entry), "items": len(questions)})
     items = to_table(rows, BENCHMARK_ITEMS)
-    index = NgramIndex.build(items.column("question").to_pylist(), ngram)
+    texts = items.column("question").to_pylist()
+    index = NgramIndex.build(texts, ngram)
     write_shard(items, BENCHMARK_ITEMS, items_out)
     with atomic_path(index_out) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, hashes=index.hashes, items=index.items, item_sizes=index.item_sizes, ngram=ngram)
+    LexicalIndex.build(texts).save(lexical_out)
     write_json_atomic(summary_out, summary)
     return summary
 
@@ -53,23 +61,24 @@ def load_index(path: str | Path, ngram: int) -> NgramIndex:
         return NgramIndex(saved["hashes"], saved["items"], saved["item_sizes"])
 
 
-def decontaminate_shard(*, best_path: str | Path, items_path: str | Path, index_path: str | Path, ngram: int,
-                        min_overlap: float, out: str | Path) -> pa.Table:
-    """The shard's questions that match a benchmark: per question and benchmark, the item with the
-    highest overlap (then the first item). Written to `out` and returned."""
-    best = read_shard(best_path, BEST)
+def load_benchmark_items(*, items_path: str | Path, index_path: str | Path, lexical_path: str | Path,
+                         ngram: int) -> BenchmarkItems:
+    """The benchmark questions and their indexes, as written by `index_benchmarks`."""
     items = read_shard(items_path, BENCHMARK_ITEMS)
-    overlaps = find_overlaps(best.column("question").to_pylist(), load_index(index_path, ngram), ngram, min_overlap)
-    found = pa.table({
-        "id": best.column("id").take(overlaps.questions),
-        "benchmark": items.column("benchmark").take(overlaps.items),
-        "item": items.column("item").take(overlaps.items),
-        "benchmark_question": items.column("question").take(overlaps.items),
-        "shared_ngrams": overlaps.shared,
-        "overlap": overlaps.overlap,
-    }).sort_by([("id", "ascending"), ("benchmark", "ascending"), ("overlap", "descending"), ("item", "ascending")])
-    first = run_starts(*(np.asarray(found.column(name).to_pylist(), dtype=object) for name in ("id", "benchmark")))
-    matches = found.filter(pa.array(first)).cast(MATCHES.schema)
+    return BenchmarkItems(items.column("benchmark").to_pylist(), items.column("item").to_pylist(),
+                          items.column("question").to_pylist(), load_index(index_path, ngram),
+                          LexicalIndex.load(lexical_path))
+
+
+def decontaminate_shard(*, best_path: str | Path, benchmarks: BenchmarkItems, settings: ScreenSettings,
+                        out: str | Path) -> pa.Table:
+    """The shard's questions that match a benchmark (contamination.py: at most one match per
+    question and benchmark). Written to `out` and returned."""
+    best = read_shard(best_path, BEST)
+    ids = best.column("id").to_pylist()
+    found = screen_questions(best.column("question").to_pylist(), benchmarks, settings)
+    rows = [{"id": ids[match["question"]], **{name: match.get(name) for name in MATCHES.columns[1:]}}
+            for match in found]
+    matches = to_table(rows, MATCHES)
     write_shard(matches, MATCHES, out)
     return matches
-

@@ -1,6 +1,7 @@
 """Stage 6: merge every generator's pairs, drop duplicates, near-duplicates and benchmark
-questions (as decided by the dedup and decontaminate rules), deterministic shuffle, Parquet files,
-the dataset card, funnel.json and contamination.jsonl; streamed, shard by shard and bucket by bucket."""
+questions (as decided by the dedup and screen rules), deterministic shuffle, Parquet files, the
+dataset card, funnel.json, contamination.jsonl and number_variants.jsonl; streamed, shard by shard
+and bucket by bucket."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_dir, write_json_atomic, write_text_atomic
 from ..card import render_card
+from ..contamination import METHODS, NUMBER_VARIANT, drops
 from ..distributions import describe_measures, release_measures
 from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize
 from ..records import BEST, RELEASE, ShardFormatError, check_shard_layout, read_columns, read_shard
@@ -30,27 +32,36 @@ def contamination_reason(benchmark: str) -> str:
     return f"contaminated:{benchmark}"
 
 
-def attribute_contamination(matches: pa.Table, benchmarks: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """{question id: its matches, the one it is dropped for first}: the highest overlap, then the
-    benchmark first in `benchmarks` (the config's, by name)."""
+def attribute_contamination(matches: pa.Table, benchmarks: Sequence[str],
+                            drop_variants: bool) -> dict[str, list[dict[str, Any]]]:
+    """{question id: its matches, the one it is dropped for first}: matches that drop before those
+    that do not (number variants, unless `drop_variants`), then by screen (contamination.METHODS),
+    then the highest score (n-gram overlap, lexical joint cosine), then the benchmark first in
+    `benchmarks` (the config's, by name)."""
     order = {name: position for position, name in enumerate(benchmarks)}
+    methods = {method: position for position, method in enumerate(METHODS + (NUMBER_VARIANT,))}
     by_id: dict[str, list[dict[str, Any]]] = {}
     for match in matches.to_pylist():
+        match = {name: value for name, value in match.items() if value is not None}
         by_id.setdefault(match.pop("id"), []).append(match)
     for found in by_id.values():
-        found.sort(key=lambda match: (-match["overlap"], order[match["benchmark"]]))
+        found.sort(key=lambda match: (not drops(match, drop_variants), methods[match["method"]],
+                                      -match.get("overlap", match.get("joint", 0.0)), order[match["benchmark"]]))
     return by_id
 
 
 class DropRule:
     """Each row's drop reason from its id, None for kept rows. Exact duplicates first, then
     near-duplicates (both from the dedup rule), then contamination of the rows still kept. Built
-    once per release, then asked shard by shard."""
+    once per release, then asked shard by shard. `variants`: the ids whose only matches are number
+    variants that the release keeps."""
 
-    def __init__(self, duplicates: pa.Table, contamination: Mapping[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, duplicates: pa.Table, contamination: Mapping[str, list[dict[str, Any]]],
+                 drop_variants: bool) -> None:
         self._duplicate = dict(zip(duplicates.column("id").to_pylist(), duplicates.column("reason").to_pylist()))
         self._contaminated = {row_id: contamination_reason(found[0]["benchmark"])
-                              for row_id, found in contamination.items()}
+                              for row_id, found in contamination.items() if drops(found[0], drop_variants)}
+        self.variants = {row_id for row_id in contamination if row_id not in self._contaminated}
 
     def __call__(self, ids: Sequence[str]) -> list[str | None]:
         return [self._duplicate.get(row_id) or self._contaminated.get(row_id) for row_id in ids]
@@ -65,6 +76,7 @@ class ShardPlan:
     kept: np.ndarray  # bool per row
     keys: np.ndarray  # order_keys of the kept rows
     contaminated: dict[int, str]  # row → reason, for contamination.jsonl
+    variants: list[int]  # released rows whose benchmark matches are number variants, for number_variants.jsonl
     data_bytes: int  # its rows' size before compression (Parquet's footer): about their size in memory
 
 
@@ -80,6 +92,8 @@ def plan_shard(path: str | Path, rule: DropRule, seed: int, reasons: Counter) ->
                      keys=order_keys([row_id for row_id, keep in zip(ids, kept) if keep], seed),
                      contaminated={row: reason for row, reason in enumerate(decided)
                                    if reason and reason.startswith("contaminated:")},
+                     variants=[row for row, (row_id, reason) in enumerate(zip(ids, decided))
+                               if reason is None and row_id in rule.variants],
                      data_bytes=sum(footer.row_group(group).total_byte_size for group in range(footer.num_row_groups)))
 
 
@@ -137,6 +151,7 @@ class Released:
     measures: pa.Table | None = None  # release_measures of every released row
     sample: list[dict[str, Any]] = field(default_factory=list)
     contaminated: list[dict[str, Any]] = field(default_factory=list)  # id, question and drop reason
+    variants: list[dict[str, Any]] = field(default_factory=list)  # id and question of released number variants
 
 
 # A bucket's rows, about: 128 MiB in memory (sorting one takes 2-3 times that), and never fewer rows
@@ -172,6 +187,8 @@ def write_release(plans: Sequence[ShardPlan], data_dir: str | Path, rows_per_fil
             picked = table.select(["id", "question"]).take(pa.array(rows, pa.int64())).to_pylist()
             released.contaminated.extend({**row, "reason": plan.contaminated[number]}
                                          for number, row in zip(rows, picked))
+            released.variants.extend(table.select(["id", "question"]).take(pa.array(plan.variants, pa.int64()))
+                                     .to_pylist())
             spill.add(table.filter(pa.array(plan.kept)), plan.keys)
             del table
         files = ReleaseFiles(tmp, kept, rows_per_file)
@@ -188,13 +205,14 @@ def write_release(plans: Sequence[ShardPlan], data_dir: str | Path, rows_per_fil
 
 def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Sequence[str | Path]],
             duplicates_path: str | Path, contamination_paths: Sequence[str | Path],
-            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], seed: int,
+            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], drop_variants: bool, seed: int,
             rows_per_file: int, name: str, settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path,
-            funnel_path: str | Path, contamination_out: str | Path,
+            funnel_path: str | Path, contamination_out: str | Path, variants_out: str | Path,
             difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the release; returns the funnel written to `funnel_path`. Without `benchmarks_path`
     (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
-    the optional benchmarks left out because their file was not there. `difficulty` (when scoring is on)
+    the optional benchmarks left out because their file was not there; `drop_variants`: number
+    variants are dropped too (else listed in `variants_out`). `difficulty` (when scoring is on)
     names the gathered keep rates, the sample shards and the scorer's folder, for the
     difficulty histograms before and after sampling.
 
@@ -206,14 +224,14 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     check_chain(loaded, stages)
     summary = json.loads(Path(benchmarks_path).read_text(encoding="utf-8")) if benchmarks_path else {"benchmarks": []}
     benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
-    contamination = attribute_contamination(_read_matches(contamination_paths), benchmarks)
+    contamination = attribute_contamination(_read_matches(contamination_paths), benchmarks, drop_variants)
     for path in best_paths:
         check_shard_layout(path, BEST)
     total = sum(pq.read_metadata(path).num_rows for path in best_paths)
     last_kept = sum(payload["questions"].kept for payload in loaded[stages[-1]].values())
     if total != last_kept:
         raise StatsError(f"the {stages[-1]} shards hold {total} pairs but their sidecars say {last_kept}")
-    rule = DropRule(read_duplicates(duplicates_path, total), contamination)
+    rule = DropRule(read_duplicates(duplicates_path, total), contamination, drop_variants)
     reasons: Counter = Counter()
     plans = [plan_shard(path, rule, seed, reasons) for path in best_paths]
     release_funnel = _release_funnel(total, reasons, benchmarks)
@@ -223,7 +241,7 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
         "released_pairs": release_funnel.kept,
         "files": [f"data/{file}" for file in released.files],
         "models": models_used(loaded),
-        "decontamination": {**_contamination_counts(summary, contamination, release_funnel.dropped),
+        "decontamination": {**_contamination_counts(summary, contamination, released, drop_variants),
                             "absent": dict(absent_benchmarks)},
         "distributions": describe_measures(released.measures),
     }
@@ -233,7 +251,8 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
             keep_rates_path=difficulty["keep_rates"], sample_paths=difficulty["sampled"],
             scorer_dir=difficulty["scorer"], released=pc.drop_null(released.measures.column("difficulty")).to_numpy())
     write_json_atomic(funnel_path, funnel)
-    write_contamination(contamination_out, released.contaminated, contamination)
+    write_matches(contamination_out, released.contaminated, contamination)
+    write_matches(variants_out, [{**row, "reason": None} for row in released.variants], contamination)
     write_text_atomic(card_path, render_card(name=name, funnel=funnel, settings=settings, sample=released.sample))
     return funnel
 
@@ -255,21 +274,30 @@ def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> 
 
 
 def _contamination_counts(summary: Mapping[str, Any], contamination: Mapping[str, list[dict[str, Any]]],
-                          dropped: Counter) -> dict[str, Any]:
-    """Per benchmark: its source and size, the release's questions that match it (a question may
-    match several) and those dropped for it (each dropped question counts once)."""
-    matched = Counter(match["benchmark"] for found in contamination.values() for match in found)
-    return {"ngram": summary.get("ngram"), "benchmarks": {
+                          released: Released, drop_variants: bool) -> dict[str, Any]:
+    """Per benchmark: its source and size; the questions before deduplication that match it (a
+    question may match several); those dropped for it, in all and by the screen that caught them
+    (each dropped question counts once); and the released questions whose match to it is a number
+    variant."""
+    matched = Counter(match["benchmark"] for found in contamination.values() for match in found
+                      if drops(match, drop_variants))
+    dropped = Counter((contamination[row["id"]][0]["benchmark"], contamination[row["id"]][0]["method"])
+                      for row in released.contaminated)
+    variants = Counter(match["benchmark"] for row in released.variants for match in contamination[row["id"]])
+    methods = METHODS + ((NUMBER_VARIANT,) if drop_variants else ())
+    return {"ngram": summary.get("ngram"), "number_variants_dropped": drop_variants, "benchmarks": {
         about["name"]: {"source": about["source"], "items": about["items"], "matched": matched[about["name"]],
-                        "dropped": dropped[contamination_reason(about["name"])]}
+                        "dropped": sum(dropped[about["name"], method] for method in methods),
+                        "dropped_by": {method: dropped[about["name"], method] for method in methods},
+                        "number_variants": variants[about["name"]]}
         for about in summary["benchmarks"]}}
 
 
-def write_contamination(path: str | Path, picked: Sequence[Mapping[str, Any]],
-                        contamination: Mapping[str, list[dict[str, Any]]]) -> None:
-    """One JSON line per question dropped as contaminated, by id: the question, the reason and every
-    benchmark item it matches (the one it was dropped for first). `picked`: those rows' ids,
-    questions and reasons."""
+def write_matches(path: str | Path, picked: Sequence[Mapping[str, Any]],
+                  contamination: Mapping[str, list[dict[str, Any]]]) -> None:
+    """One JSON line per question, by id: the question, its drop reason (null for a released one) and
+    every benchmark item it matches, with the screen and its scores (the one it was dropped for
+    first). `picked`: those rows' ids, questions and reasons."""
     records = [{"id": row["id"], "question": row["question"], "reason": row["reason"],
                 "matches": contamination[row["id"]]} for row in picked]
     records.sort(key=lambda record: record["id"])

@@ -1,22 +1,24 @@
-# Release, decontamination: the benchmarks' n-gram index is built once, then every best shard is
-# checked against it (rule screen, rules/screen.smk: stage `matches`). The release drops what this finds.
+# Release, decontamination: the benchmarks' n-gram and lexical indexes are built once, then every best
+# shard is screened against them (rule screen, rules/screen.smk: stage `matches`). The release drops
+# what this finds.
 
 
-rule benchmark_ngrams:
+rule benchmark_index:
     input:
         [entry["path"] for entry in BENCHMARKS.values() if entry.get("path")],
         prefetched(),
     output:
         benchmark_items=BENCHMARK_ITEMS,
         index=BENCHMARK_INDEX,
+        lexical=BENCHMARK_LEXICAL,
         summary=BENCHMARK_SUMMARY,
     params:
         benchmarks=BENCHMARKS,
         ngram=DECONTAMINATION["ngram"],
     localrule: True
     log:
-        f"{RESULTS}/logs/benchmark_ngrams.log",
+        f"{RESULTS}/logs/benchmark_index.log",
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/benchmark_ngrams.py"
+        "../scripts/benchmark_index.py"
