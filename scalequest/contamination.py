@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .decontam import NgramIndex, find_overlaps
+from .decontam import NgramIndex, describe_source, find_overlaps, load_benchmark
 from .lexical import LexicalIndex
 
 NGRAM, LEXICAL, NUMBER_VARIANT = "ngram", "lexical", "number_variant"
@@ -58,6 +58,20 @@ class BenchmarkItems:
     questions: Sequence[str]
     ngrams: NgramIndex
     lexical: LexicalIndex | None
+
+
+def build_benchmark_items(benchmarks: Mapping[str, Mapping[str, Any]], ngram: int) -> tuple[BenchmarkItems, dict]:
+    """Load every configured benchmark (config order) and index it; also returns the summary: the
+    n-gram size and, per benchmark, its name, source and size."""
+    names, numbers, questions, summary = [], [], [], {"ngram": ngram, "benchmarks": []}
+    for name, entry in benchmarks.items():
+        loaded = load_benchmark(name, entry)
+        names.extend([name] * len(loaded))
+        numbers.extend(range(len(loaded)))
+        questions.extend(loaded)
+        summary["benchmarks"].append({"name": name, "source": describe_source(entry), "items": len(loaded)})
+    return BenchmarkItems(names, numbers, questions, NgramIndex.build(questions, ngram),
+                          LexicalIndex.build(questions)), summary
 
 
 def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: ScreenSettings) -> list[dict[str, Any]]:

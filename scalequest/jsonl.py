@@ -17,19 +17,26 @@ def read_questions(path: str | Path, field: str, start: int = 0, stop: int | Non
     Raises InputFileError for bytes that are not UTF-8, a line that is not a JSON object, or an
     object without a string `field`.
     """
-    for index, record, where in _records(path, start, stop):
+    for index, _, record, where in _records(path, start, stop):
         yield index, _string_field(record, field, where)
+
+
+def read_question_lines(path: str | Path, field: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, question) for every data line of a JSONL file (blank lines skipped);
+    errors as read_questions'."""
+    for _, number, record, where in _records(path):
+        yield number, _string_field(record, field, where)
 
 
 def read_questions_with_answers(path: str | Path, field: str, answer_field: str) -> Iterator[tuple[str, str | None]]:
     """(question, answer text) for every data line; the answer is None where the record has none
     (null or absent: the caller counts it), and a number's text where it is a number."""
-    for _, record, where in _records(path):
+    for _, _, record, where in _records(path):
         yield _string_field(record, field, where), _optional_text(record, answer_field, where)
 
 
-def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, dict, str]]:
-    """(data line index, JSON object, "file:line") for data lines [start, stop)."""
+def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, dict, str]]:
+    """(data line index, 1-based line number, JSON object, "file:line") for data lines [start, stop)."""
     index = 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -39,7 +46,7 @@ def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Itera
                 return
             if index >= start:
                 where = f"{path}:{number}"
-                yield index, _record(raw, where), where
+                yield index, number, _record(raw, where), where
             index += 1
 
 

@@ -25,6 +25,7 @@ from conftest import (
     user_env,
 )
 from scalequest.chunks import chunks_dir
+from scalequest.decontaminate_cli import SCORES
 from scalequest.failure_injection import KILL_AFTER_CHUNKS_ENV
 from scalequest.funnel import SHARD_STAGES
 from scalequest.records import REWARDED, read_shard
@@ -131,6 +132,36 @@ def test_release_reports_duplicates_and_contamination_per_benchmark(hf_run):
         assert f"| {name} | {about['source']} | {about['items']} | {about['matched']} | {about['dropped']} |" in card
     absent = card.split("Not checked (optional, their file was not there): ", 1)[1].split("\n", 1)[0]
     assert "gsm8k (`$SCALEQUEST_SHARED_DATA/gsm8k_test.jsonl`)" in absent and absent.endswith(".")
+
+
+def test_decontaminate_command_finds_what_the_workflow_drops(hf_run, tmp_path):
+    """`scalequest-decontaminate` on the run's best questions, with the run's config: its matches are
+    the screen jobs' matches, and the questions it says to drop are those the release dropped as
+    contaminated plus those it had already dropped as duplicates."""
+    results = hf_run / "results/tiny"
+    best = pq.read_table(sorted((results / "best").glob("*/*.parquet"))).to_pylist()
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"text": row["question"]}) + "\n" for row in best), encoding="utf-8")
+    line_of = {row["id"]: line for line, row in enumerate(best, start=1)}
+    out = tmp_path / "matches.jsonl"
+    result = subprocess.run(["scalequest-decontaminate", str(questions), "--config", "config.yaml", "presets/tiny.yaml",
+                             "--field", "text", "--out", str(out)], cwd=hf_run, env=user_env(), text=True,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{questions}: {len(best)} questions;" in result.stdout
+    found = [json.loads(line) for line in out.read_text().splitlines()]
+    workflow = pq.read_table(sorted((results / "matches").glob("*/*.parquet"))).to_pylist()
+    assert len(workflow) > 0
+    def key(line, row, scores):
+        return json.dumps([line, row["benchmark"], row["item"], row["method"], scores], sort_keys=True)
+
+    assert sorted(key(record["line"], record, record["scores"]) for record in found) == sorted(
+        key(line_of[row["id"]], row, {name: row[name] for name in SCORES if row[name] is not None}) for row in workflow)
+    contamination = (results / "release/contamination.jsonl").read_text().splitlines()
+    contaminated = {json.loads(line)["id"] for line in contamination}
+    duplicates = {row["id"] for row in pq.read_table(results / "dedup/duplicates.parquet").to_pylist()}
+    dropped = {record["line"] for record in found if record["dropped"]}
+    assert dropped - {line_of[row_id] for row_id in duplicates} == {line_of[row_id] for row_id in contaminated}
 
 
 def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..atomic import atomic_path, write_json_atomic
-from ..contamination import BenchmarkItems, ScreenSettings, screen_questions
-from ..decontam import NgramIndex, describe_source, load_benchmark
+from ..contamination import BenchmarkItems, ScreenSettings, build_benchmark_items, screen_questions
+from ..decontam import NgramIndex
 from ..lexical import LexicalIndex
 from ..records import BEST, StageSchema, read_shard, to_table, write_shard
 
@@ -38,18 +38,14 @@ def index_benchmarks(*, benchmarks: Mapping[str, Mapping[str, Any]], ngram: int,
                      index_out: str | Path, lexical_out: str | Path, summary_out: str | Path) -> dict[str, Any]:
     """Load every benchmark; write its questions, the n-gram and lexical indexes over them, and a
     summary (benchmarks in config order, a list, with their source and size), which is returned."""
-    rows, summary = [], {"ngram": ngram, "benchmarks": []}
-    for name, entry in benchmarks.items():
-        questions = load_benchmark(name, entry)
-        rows.extend({"benchmark": name, "item": item, "question": question} for item, question in enumerate(questions))
-        summary["benchmarks"].append({"name": name, "source": describe_source(entry), "items": len(questions)})
-    items = to_table(rows, BENCHMARK_ITEMS)
-    texts = items.column("question").to_pylist()
-    index = NgramIndex.build(texts, ngram)
+    loaded, summary = build_benchmark_items(benchmarks, ngram)
+    items = pa.table({"benchmark": loaded.benchmarks, "item": loaded.items, "question": loaded.questions},
+                     schema=BENCHMARK_ITEMS.schema)
     write_shard(items, BENCHMARK_ITEMS, items_out)
     with atomic_path(index_out) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, hashes=index.hashes, items=index.items, item_sizes=index.item_sizes, ngram=ngram)
-    LexicalIndex.build(texts).save(lexical_out)
+        np.savez(handle, hashes=loaded.ngrams.hashes, items=loaded.ngrams.items, item_sizes=loaded.ngrams.item_sizes,
+                 ngram=ngram)
+    loaded.lexical.save(lexical_out)
     write_json_atomic(summary_out, summary)
     return summary
 

@@ -1,0 +1,121 @@
+"""scalequest-decontaminate: screen any dataset's questions against the configured benchmarks.
+
+It runs the workflow's screens (n-gram overlap, the lexical screen for rephrasings, number variants)
+with the settings of `release.decontamination` in the config files, and writes one JSON line per
+match: the question's 1-based line in the input, the benchmark and item, the screen and its scores,
+and whether the workflow would drop the question for it. No Snakemake and no network are needed
+when the benchmarks have local `path`s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Sequence, TextIO
+
+from .atomic import atomic_path
+from .config import ConfigError, load_config_files
+from .contamination import (
+    LEXICAL_SCORES,
+    METHODS,
+    NUMBER_VARIANT,
+    ScreenSettings,
+    build_benchmark_items,
+    drops,
+    screen_questions,
+)
+from .decontam import BenchmarkError, benchmarks_in_use
+from .jsonl import InputFileError, read_question_lines
+from .progress import progress
+
+BLOCK = 10_000  # questions screened at once (memory: a few MB a block)
+SCORES = ("shared_ngrams", "overlap") + LEXICAL_SCORES
+SCREEN_ORDER = METHODS + (NUMBER_VARIANT,)
+
+
+def match_lines(matches: Iterable[dict[str, Any]], lines: Sequence[int], drop_variants: bool) -> list[dict[str, Any]]:
+    """The command's output records for `screen_questions` matches (`lines`: each question's line)."""
+    return [{"line": lines[match["question"]], "benchmark": match["benchmark"], "item": match["item"],
+             "benchmark_question": match["benchmark_question"], "method": match["method"],
+             "scores": {name: match[name] for name in SCORES if name in match},
+             "dropped": drops(match, drop_variants)} for match in matches]
+
+
+def screen_file(path: str | Path, field: str, config: dict[str, Any]) -> tuple[list[dict[str, Any]], int, dict]:
+    """(output records, questions read, benchmark summary) for a JSONL file of questions."""
+    decontamination = config["release"]["decontamination"]
+    settings = ScreenSettings.from_config(decontamination)
+    used, absent = benchmarks_in_use(decontamination["benchmarks"])
+    for name, missing in absent.items():
+        print(f"scalequest-decontaminate: benchmark {name} left out (optional, {missing} does not exist)",
+              file=sys.stderr)
+    if not used:
+        raise BenchmarkError("release.decontamination.benchmarks: no benchmark to screen against")
+    benchmarks, summary = build_benchmark_items(used, settings.ngram)
+    lines, questions = [], []
+    for line, question in read_question_lines(path, field):
+        lines.append(line)
+        questions.append(question)
+    records = []
+    with progress(desc="screening", total=len(questions), unit="q") as bar:
+        for start in range(0, len(questions), BLOCK):
+            block = questions[start:start + BLOCK]
+            found = screen_questions(block, benchmarks, settings)
+            records += match_lines(found, lines[start:start + BLOCK], settings.drop_variants)
+            bar.update(len(block))
+    return records, len(questions), summary
+
+
+def summarize(records: Sequence[dict[str, Any]], questions: int, summary: dict, path: str | Path) -> str:
+    """The printed summary: flagged questions, then matches per benchmark and screen."""
+    flagged = len({record["line"] for record in records if record["dropped"]})
+    variants = len({record["line"] for record in records if record["method"] == NUMBER_VARIANT})
+    counts = Counter((record["benchmark"], record["method"]) for record in records)
+    methods = sorted({method for _, method in counts}, key=lambda method: SCREEN_ORDER.index(method))
+    share = f" ({flagged / questions:.2%})" if questions else ""
+    lines = [f"{path}: {questions} questions; {flagged} contaminated{share}, {variants} with a number variant",
+             f"{'benchmark':<16}{'items':>8}" + "".join(f"{method:>16}" for method in methods)]
+    for about in summary["benchmarks"]:
+        lines.append(f"{about['name']:<16}{about['items']:>8}"
+                     + "".join(f"{counts[about['name'], method]:>16}" for method in methods))
+    return "\n".join(lines) + "\n"
+
+
+def write_records(records: Sequence[dict[str, Any]], out: TextIO) -> None:
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scalequest-decontaminate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("questions", metavar="QUESTIONS.jsonl", help="one JSON object a line")
+    parser.add_argument("--config", nargs="+", required=True, metavar="CONFIG",
+                        help="config files, later ones over earlier ones (as snakemake --configfile); "
+                             "the screens and benchmarks of release.decontamination are used")
+    parser.add_argument("--field", default="question", help="the questions' field (default: question)")
+    parser.add_argument("--out", metavar="MATCHES.jsonl",
+                        help="write the matches here (default: standard output, with the summary on standard error)")
+    args = parser.parse_args(argv)
+    try:
+        records, questions, summary = screen_file(args.questions, args.field, load_config_files(*args.config))
+    except (ConfigError, BenchmarkError, InputFileError) as error:
+        print(f"scalequest-decontaminate: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"scalequest-decontaminate: {error.filename}: no such file", file=sys.stderr)
+        return 2
+    if args.out:
+        with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            write_records(records, handle)
+        print(f"{len(records)} matches written to {args.out}")
+        sys.stdout.write(summarize(records, questions, summary, args.questions))
+    else:
+        write_records(records, sys.stdout)
+        sys.stderr.write(summarize(records, questions, summary, args.questions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
