@@ -5,7 +5,7 @@ single-process datasketch MinHashLSH baseline.
     .venv/bin/python benchmarks/cpu_stages.py --questions 2000000 --workdir /tmp/bench-2m
     .venv/bin/python benchmarks/cpu_stages.py --workdir /tmp/bench-2m --only lsh_band,dedup   # measure again
     .venv/bin/python benchmarks/cpu_stages.py --questions 2000000 --response-chars 2000 --workdir /tmp/bench-2m-2k \
-        --only minhash,lsh_band,dedup,benchmark_index,decontaminate,merge,merge_in_memory --memory-limit-gb 20
+        --only minhash,lsh_band,dedup,benchmark_index,decontaminate_lexical,merge,merge_in_memory --memory-limit-gb 20
 
 The set has planted near-duplicates (small edits, some exact copies) and planted GSM8K/MATH test
 questions (verbatim or reformatted; read from ../shared/data, or SCALEQUEST_SHARED_DATA). It is
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,8 @@ from measure import measure  # noqa: E402  (benchmarks/measure.py, beside this s
 
 from scalequest.atomic import atomic_dir, write_json_atomic, write_text_atomic  # noqa: E402
 from scalequest.card import render_card  # noqa: E402
-from scalequest.config import load_schema  # noqa: E402
+from scalequest.config import load_config_files, load_schema  # noqa: E402
+from scalequest.contamination import METHODS, ScreenSettings  # noqa: E402
 from scalequest.distributions import release_distributions  # noqa: E402
 from scalequest.funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize  # noqa: E402
 from scalequest.language import language_drop_reason  # noqa: E402
@@ -47,7 +49,12 @@ from scalequest.neardup import pair_jaccard  # noqa: E402
 from scalequest.ngrams import ngram_sets  # noqa: E402
 from scalequest.normalize import normalize_for_matching, normalize_question  # noqa: E402
 from scalequest.records import BEST, RELEASE, read_shard, write_shard  # noqa: E402
-from scalequest.stages.decontaminate import MATCHES, decontaminate_shard, index_benchmarks  # noqa: E402
+from scalequest.stages.decontaminate import (  # noqa: E402
+    MATCHES,
+    decontaminate_shard,
+    index_benchmarks,
+    load_benchmark_items,
+)
 from scalequest.stages.dedup import find_duplicates, lsh_band, minhash_shard, read_duplicates  # noqa: E402
 from scalequest.stages.release import DropRule, attribute_contamination, contamination_reason, release  # noqa: E402
 from scalequest.stats import Funnel, ShardStats, StatsError, write_stats  # noqa: E402
@@ -59,7 +66,11 @@ BENCHMARKS = {"gsm8k": ("gsm8k_test", "question"), "math": ("math_test", "proble
               "olympiadbench": ("olympiadbench_test", "question")}
 _RELEASE = load_schema()["properties"]["release"]["properties"]
 NEAR_DUP = {key: spec["default"] for key, spec in _RELEASE["near_dup"]["properties"].items()}
-DECONTAMINATION = {key: spec["default"] for key, spec in _RELEASE["decontamination"]["properties"].items()}
+DECONTAMINATION = load_config_files(REPO / "config.yaml")["release"]["decontamination"]  # the screens' settings
+SCREENS = ScreenSettings.from_config(DECONTAMINATION)
+NGRAM_ONLY = ScreenSettings.from_config({**DECONTAMINATION,
+                                         "lexical": {**DECONTAMINATION["lexical"], "enabled": False}})
+REAL_QUESTIONS = 100_000  # the real-text stages' questions (GSM8K and MATH train, repeated)
 SEED = 1234
 GENERATOR = "synthetic"
 RESPONSE_CHARS = 325  # the length of the fixed response the set had before --response-chars
@@ -158,11 +169,32 @@ def band_one(args: tuple[list[Path], int, Path]) -> int:
     return lsh_band(minhash_paths=paths, band=band, out=out)
 
 
-def decontaminate_one(args: tuple[Path, Path, Path]) -> int:
-    best, benchmarks, out = args
-    return decontaminate_shard(best_path=best, items_path=benchmarks / "items.parquet",
-                               index_path=benchmarks / "ngrams.npz", ngram=DECONTAMINATION["ngram"],
-                               min_overlap=DECONTAMINATION["min_overlap"], out=out).num_rows
+def decontaminate_one(args: tuple[Path, Path, Path, ScreenSettings]) -> int:
+    """One screen job's matches: the index loaded and the shard screened, as rule screen does."""
+    best, benchmarks, out, settings = args
+    loaded = load_benchmark_items(items_path=benchmarks / "items.parquet", index_path=benchmarks / "ngrams.npz",
+                                  lexical_path=benchmarks / "lexical.npz", ngram=settings.ngram)
+    return decontaminate_shard(best_path=best, benchmarks=loaded, settings=settings, out=out).num_rows
+
+
+def real_questions(count: int, shard_size: int, workdir: Path) -> list[Path]:
+    """`count` real questions (GSM8K and MATH train, over and over) as best shards: what the
+    lexical screen costs on text like the generators', not on random words."""
+    texts = [json.loads(line)[field] for file, field in (("gsm8k_train", "question"), ("math_train", "problem"))
+             for line in (SHARED_DATA / f"{file}.jsonl").read_text(encoding="utf-8").splitlines()]
+    paths = []
+    for shard, start in enumerate(range(0, count, shard_size)):
+        rows = min(shard_size, count - start)
+        ids = [f"{GENERATOR}-{shard:05d}-{row}" for row in range(rows)]
+        table = pa.table({"id": ids, "generator": [GENERATOR] * rows, "shard": [shard] * rows,
+                          "question": [texts[(start + row) % len(texts)] for row in range(rows)],
+                          "question_model": ["m"] * rows, "question_seed": [0] * rows, "difficulty": [None] * rows,
+                          "response": ["r"] * rows, "score": [0.0] * rows, "margin": [None] * rows,
+                          "candidates": [1] * rows, "response_model": ["m"] * rows, "reward_model": ["r"] * rows},
+                         schema=BEST.schema)
+        paths.append(workdir / "real" / "best" / GENERATOR / f"{shard:05d}.parquet")
+        write_shard(table, BEST, paths[-1])
+    return paths
 
 
 def run_stage(stage: str, workdir: Path, processes: int) -> dict:
@@ -190,22 +222,32 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
         summary = index_benchmarks(benchmarks=entries, ngram=DECONTAMINATION["ngram"],
                                    items_out=workdir / "benchmarks" / "items.parquet",
                                    index_out=workdir / "benchmarks" / "ngrams.npz",
+                                   lexical_out=workdir / "benchmarks" / "lexical.npz",
                                    summary_out=workdir / "benchmarks" / "benchmarks.json")
         return {"items": sum(about["items"] for about in summary["benchmarks"])}
-    if stage == "decontaminate":
-        jobs = [(path, workdir / "benchmarks", workdir / "decontaminate" / GENERATOR / path.name) for path in best]
+    if stage in ("decontaminate", "decontaminate_lexical"):  # the n-gram screen alone; all the screens
+        settings = NGRAM_ONLY if stage == "decontaminate" else SCREENS
+        jobs = [(path, workdir / "benchmarks", workdir / stage / GENERATOR / path.name, settings) for path in best]
         with Pool(processes) as pool:
             return {"matches": sum(pool.map(decontaminate_one, jobs))}
+    if stage in ("ngram_real_text", "lexical_real_text"):
+        real = real_questions(REAL_QUESTIONS, 10_000, workdir)
+        settings = NGRAM_ONLY if stage == "ngram_real_text" else SCREENS
+        jobs = [(path, workdir / "benchmarks", workdir / stage / GENERATOR / path.name, settings) for path in real]
+        with Pool(processes) as pool:
+            return {"questions": REAL_QUESTIONS, "matches": sum(pool.map(decontaminate_one, jobs))}
     if stage in ("merge", "merge_in_memory"):
         out = workdir / ("release" if stage == "merge" else "release_in_memory")
         merge = release if stage == "merge" else release_in_memory
         funnel = merge(best_paths=best, stats_paths={"best": sorted((workdir / "best").rglob("*.stats.json"))},
                        duplicates_path=workdir / "duplicates.parquet",
-                       contamination_paths=shards(workdir, "decontaminate"),
+                       contamination_paths=shards(workdir, "decontaminate_lexical"),
                        benchmarks_path=workdir / "benchmarks" / "benchmarks.json", absent_benchmarks={}, seed=SEED,
                        rows_per_file=ROWS_PER_FILE, name="benchmark", settings={}, data_dir=out / "data",
                        card_path=out / "README.md", funnel_path=out / "funnel.json",
-                       contamination_out=out / "contamination.jsonl")
+                       contamination_out=out / "contamination.jsonl",
+                       **({"variants_out": out / "number_variants.jsonl", "drop_variants": False}
+                          if stage == "merge" else {}))
         return {"released": funnel["released_pairs"], "files": len(funnel["files"])}
     if stage == "datasketch":
         return datasketch_baseline(workdir)
@@ -228,8 +270,8 @@ def release_in_memory(*, best_paths, stats_paths, duplicates_path, contamination
     summary = json.loads(Path(benchmarks_path).read_text(encoding="utf-8"))
     benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
     matches = pa.concat_tables([read_shard(path, MATCHES) for path in contamination_paths])
-    contamination = attribute_contamination(matches, benchmarks)
-    drop = DropRule(read_duplicates(duplicates_path, merged.num_rows), contamination)
+    contamination = attribute_contamination(matches, benchmarks, drop_variants=False)
+    drop = DropRule(read_duplicates(duplicates_path, merged.num_rows), contamination, drop_variants=False)
     reasons = drop(merged.column("id").to_pylist())
     dropped = Counter({reason: 0 for reason in ["duplicate", "near_duplicate"]
                        + [contamination_reason(benchmark) for benchmark in benchmarks]})
@@ -243,13 +285,21 @@ def release_in_memory(*, best_paths, stats_paths, duplicates_path, contamination
         for index, file in enumerate(files):
             piece = final.slice(index * rows_per_file, rows_per_file).replace_schema_metadata(RELEASE.metadata())
             pq.write_table(piece, tmp / file, compression="zstd")
-    matched = Counter(match["benchmark"] for found in contamination.values() for match in found)
+    matched = Counter(match["benchmark"] for found in contamination.values() for match in found
+                      if match["method"] in METHODS)
+    by_method = Counter((contamination[row_id][0]["benchmark"], contamination[row_id][0]["method"])
+                        for row_id, reason in zip(merged.column("id").to_pylist(), reasons)
+                        if reason and reason.startswith("contaminated:"))
+    variants = Counter(found[0]["benchmark"] for row_id, found in contamination.items() if row_id in drop.variants)
     funnel = {
         "stages": summarize(loaded, stages) + [{"stage": "release", "questions": release_funnel.to_json()}],
         "released_pairs": final.num_rows, "files": [f"data/{file}" for file in files], "models": models_used(loaded),
-        "decontamination": {"ngram": summary.get("ngram"), "absent": dict(absent_benchmarks), "benchmarks": {
+        "decontamination": {"ngram": summary.get("ngram"), "absent": dict(absent_benchmarks),
+                            "number_variants_dropped": False, "benchmarks": {
             about["name"]: {"source": about["source"], "items": about["items"], "matched": matched[about["name"]],
-                            "dropped": dropped[contamination_reason(about["name"])]}
+                            "dropped": dropped[contamination_reason(about["name"])],
+                            "dropped_by": {method: by_method[about["name"], method] for method in METHODS},
+                            "number_variants": variants[about["name"]]}
             for about in summary["benchmarks"]}},
         "distributions": release_distributions(final),
     }
@@ -317,8 +367,8 @@ def quality(workdir: Path) -> dict:
     if (workdir / "datasketch.json").exists():
         theirs = {row_id for ids in json.loads((workdir / "datasketch.json").read_text()).values() for row_id in ids}
         result["datasketch"] = _precision_recall(theirs, expected, group, originals)
-    caught = set(pa.concat_tables([pq.read_table(path) for path in shards(workdir, "decontaminate")])
-                 .column("id").to_pylist())
+    found = pa.concat_tables([pq.read_table(path) for path in shards(workdir, "decontaminate_lexical")])
+    caught = set(found.filter(pc.not_equal(found.column("method"), "number_variant")).column("id").to_pylist())
     benchmark_ids = [ids[int(position)] for position in planted["benchmark_item"]]
     result["benchmark questions caught"] = f"{sum(i in caught for i in benchmark_ids)}/{len(benchmark_ids)}"
     result["other questions flagged"] = len(caught - set(benchmark_ids))
@@ -332,8 +382,9 @@ def _precision_recall(dropped: set, expected: list, group: dict, originals: set)
             "recall": round(found / max(1, len(expected)), 4)}
 
 
-STAGES = ["language", "minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate", "merge", "merge_in_memory"]
-TARGET = ["minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate"]  # near-dup + decontamination
+STAGES = ["language", "minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate", "decontaminate_lexical",
+          "ngram_real_text", "lexical_real_text", "merge", "merge_in_memory"]
+TARGET = ["minhash", "lsh_band", "dedup", "benchmark_index", "decontaminate_lexical"]  # near-dup + decontamination
 
 
 def main() -> None:
@@ -365,7 +416,7 @@ def main() -> None:
           f"min_overlap {DECONTAMINATION['min_overlap']}\n")
     stages = args.only.split(",") if args.only else STAGES + ([] if args.no_baseline else ["datasketch"])
     figures = measure_stages(workdir, stages, args.processes, int(args.memory_limit_gb * 2**30))
-    print_summary(figures, args.processes)
+    print_summary(figures, args.processes, workdir)
     print("quality (precision against what was planted: near-duplicates among the planted benchmark questions "
           "themselves count as errors):", json.dumps(quality(workdir), indent=1))
 
@@ -391,7 +442,11 @@ def measure_stages(workdir: Path, stages: list[str], processes: int, limit: int)
     return figures
 
 
-def print_summary(figures: dict[str, tuple[float, int]], processes: int) -> None:
+def rows_of(workdir: Path) -> int:
+    return sum(pq.read_metadata(path).num_rows for path in shards(workdir, "best"))
+
+
+def print_summary(figures: dict[str, tuple[float, int]], processes: int, workdir: Path) -> None:
     if all(stage in figures for stage in TARGET):
         seconds = sum(figures[stage][0] for stage in TARGET)
         peak = max(figures[stage][1] for stage in TARGET)
@@ -402,6 +457,15 @@ def print_summary(figures: dict[str, tuple[float, int]], processes: int) -> None
         print(f"merge: streaming {ours:.1f} s, peak {ours_peak / 2**20:.0f} MB; in memory {theirs:.1f} s, peak "
               f"{theirs_peak / 2**20:.0f} MB; streaming/in-memory: time {ours / theirs:.2f}x, peak memory "
               f"{ours_peak / theirs_peak:.2f}x (target at 2M x 2 KB: <= 2 GB and <= 2x the time)")
+    for ngram, lexical, text in (("decontaminate", "decontaminate_lexical", "synthetic set"),
+                                 ("ngram_real_text", "lexical_real_text", "real questions")):
+        if ngram in figures and lexical in figures:
+            questions = rows_of(workdir) if text == "synthetic set" else REAL_QUESTIONS
+            added = figures[lexical][0] - figures[ngram][0]
+            print(f"lexical screen on the {text}: n-gram alone {figures[ngram][0]:.1f} s, all screens "
+                  f"{figures[lexical][0]:.1f} s for {questions} questions: adds {added:.1f} s, "
+                  f"{added * 2_000_000 / questions:.0f} s at 2M ({processes} processes; target < 180 s); "
+                  f"peak {figures[lexical][1] / 2**20:.0f} MB")
     ours_stages = ("minhash", "lsh_band", "dedup")
     if "datasketch" in figures and all(stage in figures for stage in ours_stages):
         ours = sum(figures[stage][0] for stage in ours_stages)

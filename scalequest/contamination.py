@@ -5,9 +5,10 @@ both find the same matches.
 Per (question, benchmark), the first screen that catches it names the match:
 1. `ngram`: n-gram overlap of normalized text (decontam.py) catches copies and light edits;
 2. `lexical`: among the question's `top_k` nearest items (lexical.py), the best one whose numbers
-   and math (signature cosine) and whole bag (joint cosine) reach their thresholds: a rephrasing.
-A pair that neither catches but whose text without its numbers matches an item closely (the `text`
-cosine) is a `number_variant`: the same problem with other quantities. It is reported,
+   and math (signature cosine), numbers alone and whole bag (joint cosine) reach their thresholds:
+   a rephrasing.
+With the lexical screen on, a pair that neither catches but whose text without its numbers matches
+an item closely (the `text` cosine) is a `number_variant`: the same problem with other quantities. It is reported,
 and dropped only when `number_variants.drop` says so.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .lexical import LexicalIndex
 
 NGRAM, LEXICAL, NUMBER_VARIANT = "ngram", "lexical", "number_variant"
 METHODS = (NGRAM, LEXICAL)  # the screens that drop, in the order a question's matches are attributed
-LEXICAL_SCORES = ("signature", "words", "joint", "text")
+LEXICAL_SCORES = ("signature", "numbers", "words", "joint", "text")
 SCORE_DIGITS = 4  # scores are rounded, so that they print and compare the same everywhere
 
 
@@ -35,6 +36,7 @@ class ScreenSettings:
     lexical: bool
     top_k: int
     min_signature: float
+    min_numbers: float
     min_joint: float
     variant_min_text: float
     drop_variants: bool
@@ -44,7 +46,8 @@ class ScreenSettings:
         lexical, variants = decontamination["lexical"], decontamination["number_variants"]
         return cls(ngram=decontamination["ngram"], min_overlap=decontamination["min_overlap"],
                    lexical=lexical["enabled"], top_k=decontamination["top_k"],
-                   min_signature=lexical["min_signature"], min_joint=lexical["min_joint"],
+                   min_signature=lexical["min_signature"], min_numbers=lexical["min_numbers"],
+                   min_joint=lexical["min_joint"],
                    variant_min_text=variants["min_text"], drop_variants=variants["drop"])
 
 
@@ -84,7 +87,7 @@ def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: 
                                                        overlaps.shared.tolist(), overlaps.overlap.tolist()),
                                                    key=lambda match: (match[0], -match[3], match[1])):
         _add(found, index, position, entry, NGRAM, {"shared_ngrams": shared, "overlap": overlap})
-    if index.lexical is not None:
+    if index.lexical is not None and settings.lexical:
         _lexical_matches(found, questions, index, settings)
     return [found[key] for key in sorted(found)]
 
@@ -93,7 +96,8 @@ def _lexical_matches(found: dict[tuple[int, str], dict[str, Any]], questions: Se
                      settings: ScreenSettings) -> None:
     """Add the lexical screen's matches and the number variants, in rank order (best joint first)."""
     scores = index.lexical.nearest(questions, settings.top_k)
-    rephrased = (scores.signature >= settings.min_signature) & (scores.joint >= settings.min_joint) & settings.lexical
+    rephrased = ((scores.signature >= settings.min_signature) & (scores.numbers >= settings.min_numbers)
+                 & (scores.joint >= settings.min_joint))
     variant = ~rephrased & (scores.text >= settings.variant_min_text) & (scores.items >= 0)
     for method, hits in ((LEXICAL, rephrased), (NUMBER_VARIANT, variant)):
         for position, rank in zip(*np.nonzero(hits)):

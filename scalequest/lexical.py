@@ -163,6 +163,7 @@ class Scores:
     words: np.ndarray  # float64 [questions, k]: content words
     joint: np.ndarray  # float64 [questions, k]: every feature
     text: np.ndarray  # float64 [questions, k]: every feature but the numbers (a number variant's is high)
+    numbers: np.ndarray  # float64 [questions, k]: the numbers alone (1 when neither text has any)
 
 
 class LexicalIndex:
@@ -252,12 +253,15 @@ class LexicalIndex:
         keep = order[rank < k]
         rows, columns = pair_question[keep], rank[rank < k]
         scores = Scores(np.full((len(questions), k), -1, dtype=np.int64),
-                        *(np.zeros((len(questions), k)) for _ in range(4)))
+                        *(np.zeros((len(questions), k)) for _ in range(5)))
         scores.items[rows, columns] = pair_item[keep]
         scores.joint[rows, columns] = joint[keep]
         scores.signature[rows, columns] = cosine(NUMBERS, MATH)[keep]
         scores.words[rows, columns] = cosine(WORDS)[keep]
         scores.text[rows, columns] = cosine(MATH, WORDS)[keep]
+        # Two texts without numbers agree on their (no) quantities.
+        numberless = (q_norms[:, NUMBERS] == 0) & (i_norms[:, NUMBERS] == 0)
+        scores.numbers[rows, columns] = np.where(numberless, 1.0, cosine(NUMBERS))[keep]
         return scores
 
     def _candidates(self, bags: Bags, questions: int, per_question: int) -> tuple[np.ndarray, np.ndarray]:

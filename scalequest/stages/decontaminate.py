@@ -28,6 +28,7 @@ MATCHES = StageSchema("matches", pa.schema([
     pa.field("shared_ngrams", pa.int64()),  # ngram: n-grams in common
     pa.field("overlap", pa.float64()),  # ngram: shared / the smaller of the two n-gram sets
     pa.field("signature", pa.float64()),  # lexical, number_variant: cosine of numbers and math (lexical.py)
+    pa.field("numbers", pa.float64()),  # lexical, number_variant: cosine of the numbers alone
     pa.field("words", pa.float64()),  # lexical, number_variant: cosine of content words
     pa.field("joint", pa.float64()),  # lexical, number_variant: cosine of all features
     pa.field("text", pa.float64()),  # lexical, number_variant: cosine of all features but the numbers
