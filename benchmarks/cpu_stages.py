@@ -246,8 +246,8 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
                        rows_per_file=ROWS_PER_FILE, name="benchmark", settings={}, data_dir=out / "data",
                        card_path=out / "README.md", funnel_path=out / "funnel.json",
                        contamination_out=out / "contamination.jsonl",
-                       **({"variants_out": out / "number_variants.jsonl", "drop_variants": False}
-                          if stage == "merge" else {}))
+                       **({"variants_out": out / "number_variants.jsonl", "drop_variants": False,
+                           "screens": list(METHODS[:2]), "model_matches_paths": []} if stage == "merge" else {}))
         return {"released": funnel["released_pairs"], "files": len(funnel["files"])}
     if stage == "datasketch":
         return datasketch_baseline(workdir)
@@ -298,7 +298,7 @@ def release_in_memory(*, best_paths, stats_paths, duplicates_path, contamination
                             "number_variants_dropped": False, "benchmarks": {
             about["name"]: {"source": about["source"], "items": about["items"], "matched": matched[about["name"]],
                             "dropped": dropped[contamination_reason(about["name"])],
-                            "dropped_by": {method: by_method[about["name"], method] for method in METHODS},
+                            "dropped_by": {method: by_method[about["name"], method] for method in METHODS[:2]},
                             "number_variants": variants[about["name"]]}
             for about in summary["benchmarks"]}},
         "distributions": release_distributions(final),

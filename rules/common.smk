@@ -5,7 +5,14 @@
 import os
 import re
 
-from scalequest.config import ConfigError, trained_generators, validate_config
+from scalequest.config import (
+    ConfigError,
+    contamination_embedder,
+    contamination_judge,
+    contamination_screens,
+    trained_generators,
+    validate_config,
+)
 from scalequest.decontam import benchmarks_in_use
 from scalequest.gpu_jobs import job_gpus
 from scalequest.models import trained_generator, trained_model
@@ -33,6 +40,9 @@ NEAR_DUP = config["release"]["near_dup"]
 DECONTAMINATION = config["release"]["decontamination"]
 # Benchmarks marked optional whose file is not there are left out, and the card says so.
 BENCHMARKS, ABSENT_BENCHMARKS = benchmarks_in_use(DECONTAMINATION["benchmarks"]) if DECONTAMINATION["enabled"] else ({}, {})
+# The contamination screens with models (rule model_screen), by role; None where off.
+CONTAMINATION_MODELS = {"embedding": contamination_embedder(config), "judge": contamination_judge(config)}
+MODEL_SCREEN = bool(BENCHMARKS) and any(CONTAMINATION_MODELS.values())
 OPTIMIZER = config["qpo"]["optimizer"]["model"]
 API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
 
@@ -286,6 +296,8 @@ def release_inputs(wildcards):
     inputs = {"best": all_shard_files("best"), "duplicates": DUPLICATES_FILE}
     if BENCHMARKS:
         inputs.update(contamination=all_shard_files("matches"), benchmarks=BENCHMARK_SUMMARY)
+    if MODEL_SCREEN:
+        inputs.update(model_matches=all_shard_files("model_matches"))
     if DIFFICULTY_ON:
         inputs.update(keep_rates=KEEP_RATES, sampled=all_shard_files("sample"), scorer=SCORER_DIR)
     inputs.update({f"{name}_stats": all_stats_files(name) for name in STAGES})

@@ -15,6 +15,7 @@ rule release:
         seed=derive_seed(config["seed"], "release", "all", 0),
         stages=STAGES,
         absent_benchmarks=ABSENT_BENCHMARKS,
+        screens=contamination_screens(config),
         drop_number_variants=DECONTAMINATION["number_variants"]["drop"],
         rows_per_file=config["release"]["rows_per_file"],
         name=config["release"]["name"],

@@ -234,6 +234,16 @@ class ShardChunks:
                           count=lambda part: len(part[0]), whole_chunks=True)
         return [score for part in parts for score in part[0]], sum(part[1] for part in parts)
 
+    def embed(self, engine: LazyEngine, texts: Sequence[str], *, call: str) -> tuple[list[list[float]], int]:
+        """Unit vectors of plain texts, chunk by chunk, and how many texts were cut to the model's context."""
+        def compute(items: Sequence, start: int) -> list:
+            vectors, truncated = engine().embed_texts(items)
+            return [vectors, truncated]
+
+        parts = self._run(call, texts, compute, lambda part: part, lambda part: part, engine=engine, sampling=None,
+                          count=lambda part: len(part[0]), whole_chunks=True)
+        return [vector for part in parts for vector in part[0]], sum(part[1] for part in parts)
+
     def _run(self, call: str, items: Sequence, compute: Callable[[Sequence, int], list],
              encode: Callable[[Any], Any], decode: Callable[[Any], Any], *, engine: LazyEngine,
              sampling: dict[str, Any] | None, count: Callable[[Any], int], per_item: int = 1,

@@ -152,6 +152,33 @@ def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "difficulty.scorer.model", config["difficulty"]["scorer"]["model"]
     yield "respond.model", config["respond"]["model"]
     yield "reward.model", config["reward"]["model"]
+    embedder = contamination_embedder(config)
+    if embedder:
+        yield "release.decontamination.embedding.model", embedder
+
+
+def contamination_embedder(config: Mapping[str, Any]) -> str | None:
+    """The embedding screen's model key, None when that screen is off."""
+    decontamination = config["release"]["decontamination"]
+    return decontamination["embedding"]["model"] if decontamination["enabled"] else None
+
+
+def contamination_screens(config: Mapping[str, Any]) -> list[str]:
+    """The screens that drop benchmark matches in this run, in order (contamination.METHODS)."""
+    decontamination = config["release"]["decontamination"]
+    if not decontamination["enabled"]:
+        return []
+    return (["ngram"] + (["lexical"] if decontamination["lexical"]["enabled"] else [])
+            + (["embedding"] if contamination_embedder(config) else [])
+            + (["judge"] if contamination_judge(config) else []))
+
+
+def contamination_judge(config: Mapping[str, Any]) -> str | None:
+    """The contamination judge's model key (the solver unless set), None when the judge is off."""
+    decontamination = config["release"]["decontamination"]
+    if not (decontamination["enabled"] and decontamination["judge"]["enabled"]):
+        return None
+    return decontamination["judge"]["model"] or config["respond"]["model"]
 
 
 TRAINED_UP_TO = {"qft": ("qft", "qpo"), "qpo": ("qpo",)}  # the generators' `training` values that train each kind
@@ -172,6 +199,9 @@ def all_model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]
     yield from model_references(config)
     if uses_training(config, "qpo"):
         yield "qpo.optimizer.model", config["qpo"]["optimizer"]["model"]
+    judge = contamination_judge(config)
+    if judge:
+        yield "release.decontamination.judge.model", judge
 
 
 def _check_model_references(config: Mapping[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The model-free benchmark screens over a list of questions, shared by the workflow's screen job
 (stages/decontaminate.py) and the `scalequest-decontaminate` command (decontaminate_cli.py), so that
-both find the same matches.
+both find the same matches. The screens with models (embedding, judge) are in model_screens.py.
 
 Per (question, benchmark), the first screen that catches it names the match:
 1. `ngram`: n-gram overlap of normalized text (decontam.py) catches copies and light edits;
@@ -21,8 +21,8 @@ import numpy as np
 from .decontam import NgramIndex, describe_source, find_overlaps, load_benchmark
 from .lexical import LexicalIndex
 
-NGRAM, LEXICAL, NUMBER_VARIANT = "ngram", "lexical", "number_variant"
-METHODS = (NGRAM, LEXICAL)  # the screens that drop, in the order a question's matches are attributed
+NGRAM, LEXICAL, EMBEDDING, JUDGE, NUMBER_VARIANT = "ngram", "lexical", "embedding", "judge", "number_variant"
+METHODS = (NGRAM, LEXICAL, EMBEDDING, JUDGE)  # the screens that drop, in the order a question's matches are attributed
 LEXICAL_SCORES = ("signature", "numbers", "words", "joint", "text")
 SCORE_DIGITS = 4  # scores are rounded, so that they print and compare the same everywhere
 
@@ -86,7 +86,7 @@ def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: 
     for position, entry, shared, overlap in sorted(zip(overlaps.questions.tolist(), overlaps.items.tolist(),
                                                        overlaps.shared.tolist(), overlaps.overlap.tolist()),
                                                    key=lambda match: (match[0], -match[3], match[1])):
-        _add(found, index, position, entry, NGRAM, {"shared_ngrams": shared, "overlap": overlap})
+        add_match(found, index, position, entry, NGRAM, {"shared_ngrams": shared, "overlap": overlap})
     if index.lexical is not None and settings.lexical:
         _lexical_matches(found, questions, index, settings)
     return [found[key] for key in sorted(found)]
@@ -101,13 +101,13 @@ def _lexical_matches(found: dict[tuple[int, str], dict[str, Any]], questions: Se
     variant = ~rephrased & (scores.text >= settings.variant_min_text) & (scores.items >= 0)
     for method, hits in ((LEXICAL, rephrased), (NUMBER_VARIANT, variant)):
         for position, rank in zip(*np.nonzero(hits)):
-            _add(found, index, int(position), int(scores.items[position, rank]), method,
+            add_match(found, index, int(position), int(scores.items[position, rank]), method,
                  {name: float(getattr(scores, name)[position, rank]) for name in LEXICAL_SCORES})
 
 
-def _add(found: dict[tuple[int, str], dict[str, Any]], index: BenchmarkItems, position: int, entry: int,
+def add_match(found: dict[tuple[int, str], dict[str, Any]], index: BenchmarkItems, position: int, entry: int,
          method: str, scores: Mapping[str, float | int]) -> None:
-    """Record a match unless an earlier one holds this (question, benchmark)."""
+    """Record a match in `found` unless an earlier one holds this (question, benchmark)."""
     key = (position, index.benchmarks[entry])
     if key not in found:
         found[key] = {"question": position, "benchmark": key[1], "item": int(index.items[entry]),

@@ -1,6 +1,7 @@
 """scalequest-decontaminate: screen any dataset's questions against the configured benchmarks.
 
-It runs the workflow's screens (n-gram overlap, the lexical screen for rephrasings, number variants)
+It runs the workflow's screens (n-gram overlap, the lexical screen for rephrasings, number variants,
+and the embedding and judge screens where the config turns them on, their models loaded here)
 with the settings of `release.decontamination` in the config files, and writes one JSON line per
 match: the question's 1-based line in the input, the benchmark and item, the screen and its scores,
 and whether the workflow would drop the question for it. No Snakemake and no network are needed
@@ -12,26 +13,34 @@ import argparse
 import json
 import sys
 from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+import numpy as np
+
 from .atomic import atomic_path
-from .config import ConfigError, load_config_files
+from .config import ConfigError, contamination_embedder, contamination_judge, load_config_files
 from .contamination import (
     LEXICAL_SCORES,
     METHODS,
     NUMBER_VARIANT,
+    BenchmarkItems,
     ScreenSettings,
     build_benchmark_items,
     drops,
     screen_questions,
 )
 from .decontam import BenchmarkError, benchmarks_in_use
+from .engines import Sampling, open_chat, open_embedder
 from .jsonl import InputFileError, read_question_lines
+from .model_screens import Embed, Judge, ModelScreenSettings, model_matches
+from .models import ModelSpec
 from .progress import progress
 
 BLOCK = 10_000  # questions screened at once (memory: a few MB a block)
-SCORES = ("shared_ngrams", "overlap") + LEXICAL_SCORES
+SCORES = ("shared_ngrams", "overlap") + LEXICAL_SCORES + ("cosine",)
 SCREEN_ORDER = METHODS + (NUMBER_VARIANT,)
 
 
@@ -40,7 +49,50 @@ def match_lines(matches: Iterable[dict[str, Any]], lines: Sequence[int], drop_va
     return [{"line": lines[match["question"]], "benchmark": match["benchmark"], "item": match["item"],
              "benchmark_question": match["benchmark_question"], "method": match["method"],
              "scores": {name: match[name] for name in SCORES if name in match},
+             **({"judge_reply": match["judge_reply"]} if "judge_reply" in match else {}),
              "dropped": drops(match, drop_variants)} for match in matches]
+
+
+@dataclass(frozen=True)
+class ModelScreens:
+    """The screens with models, as the command runs them: engines called directly, no chunks."""
+
+    settings: ModelScreenSettings
+    embed: Embed | None
+    judge: Judge | None
+
+
+def model_screens(config: dict[str, Any], benchmarks: BenchmarkItems, stack: ExitStack) -> ModelScreens | None:
+    """The configured screens with models, their engines opened (closed with `stack`); None when off."""
+    embedder_key, judge_key = contamination_embedder(config), contamination_judge(config)
+    if not (embedder_key or judge_key):
+        return None
+    decontamination = config["release"]["decontamination"]
+    embed = judge = None
+    if embedder_key:
+        embedder = stack.enter_context(open_embedder(ModelSpec.from_config(config, embedder_key), config["seed"]))
+        items = np.asarray(embedder.embed_texts(benchmarks.questions)[0])  # once, not once per block
+
+        def embed(texts: Sequence[str], call: str) -> np.ndarray:
+            return items if call == "embed-benchmarks" else np.asarray(embedder.embed_texts(texts)[0])
+    if judge_key:
+        chat = stack.enter_context(open_chat(ModelSpec.from_config(config, judge_key), config["seed"]))
+        sampling = Sampling.from_config(decontamination["judge"]["sampling"], seed=config["seed"])
+
+        def judge(conversations: list, call: str) -> list:
+            return chat.chat(conversations, sampling)
+    return ModelScreens(ModelScreenSettings.from_config(decontamination), embed, judge)
+
+
+def screen_block(questions: Sequence[str], benchmarks: BenchmarkItems, settings: ScreenSettings,
+                 models: ModelScreens | None, counters: Counter) -> list[dict[str, Any]]:
+    """Every screen's matches for a block of questions, as the screen and model_screen jobs find them."""
+    found = screen_questions(questions, benchmarks, settings)
+    if models is None:
+        return found
+    caught = {(match["question"], match["benchmark"]) for match in found if match["method"] in METHODS}
+    found += model_matches(questions, benchmarks, models.settings, caught, models.embed, models.judge, counters)
+    return sorted(found, key=lambda match: (match["question"], match["benchmark"]))
 
 
 def screen_file(path: str | Path, field: str, config: dict[str, Any]) -> tuple[list[dict[str, Any]], int, dict]:
@@ -58,13 +110,15 @@ def screen_file(path: str | Path, field: str, config: dict[str, Any]) -> tuple[l
     for line, question in read_question_lines(path, field):
         lines.append(line)
         questions.append(question)
-    records = []
-    with progress(desc="screening", total=len(questions), unit="q") as bar:
+    records, counters = [], Counter()
+    with ExitStack() as stack, progress(desc="screening", total=len(questions), unit="q") as bar:
+        models = model_screens(config, benchmarks, stack)
         for start in range(0, len(questions), BLOCK):
             block = questions[start:start + BLOCK]
-            found = screen_questions(block, benchmarks, settings)
+            found = screen_block(block, benchmarks, settings, models, counters)
             records += match_lines(found, lines[start:start + BLOCK], settings.drop_variants)
             bar.update(len(block))
+    summary["judge"] = {name: count for name, count in counters.items() if name.startswith("judge")}
     return records, len(questions), summary
 
 
@@ -80,6 +134,9 @@ def summarize(records: Sequence[dict[str, Any]], questions: int, summary: dict, 
     for about in summary["benchmarks"]:
         lines.append(f"{about['name']:<16}{about['items']:>8}"
                      + "".join(f"{counts[about['name'], method]:>16}" for method in methods))
+    if summary.get("judge"):
+        lines.append("judge: " + ", ".join(f"{name.removeprefix('judge_')} {count}"
+                                           for name, count in sorted(summary["judge"].items())))
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .atomic import write_json_atomic, write_text_atomic
+from .config import contamination_embedder, contamination_judge
 from .gpu_jobs import job_gpus
 from .registry import PER_GPU, PER_JOB, planned_stages
 from .shards import shard_count
@@ -25,7 +26,7 @@ PAPER_TABLE = {
 # Stages the paper's table has no row of their own for: the difficulty labels and the scorer's
 # training are not in its code, and its "solvability & difficulty check" row is our filter row.
 PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_train": "not in the paper's table",
-               "difficulty": "in the paper's filter row"}
+               "difficulty": "in the paper's filter row", "model_matches": "not in the paper's table"}
 SYNTHESIS_STAGES = tuple(stage.name for stage in planned_stages(PER_JOB) if stage.chain)  # the per-shard rows
 
 
@@ -127,6 +128,8 @@ def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
                       per_prompt=config["respond"]["n"] if stage == "respond" else 1)
         for stage in synthesis
     ]
+    if contamination_embedder(config) or contamination_judge(config):  # the screens with models: every best pair
+        stages.append(_engine_stage("model_matches", shards, [(answered, job_gpus(config, "model_screen"))], config))
     total_hours = sum(s["gpu_hours"] for s in stages)
     return {
         "questions": questions,

@@ -51,11 +51,23 @@ SOLVABILITY_PROMPT = (
     "last line that reads \"Verdict: Yes\" or \"Verdict: No\".\n\nQuestion: {question}"
 )
 
+SAME_PROBLEM_PROMPT = (
+    "Two math problems follow. Decide whether they are the same problem: the same quantities and the "
+    "same question asked, however differently they are worded. A problem with other numbers, or one "
+    "that asks for something else, is a different problem. Think it through briefly, then end with a "
+    "last line that reads \"Verdict: Yes\" or \"Verdict: No\".\n\nProblem A: {first}\n\nProblem B: {second}"
+)
+
 RESPONSE_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
 
 def solvability_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": SOLVABILITY_PROMPT.format(question=question)}]
+
+
+def same_problem_messages(question: str, benchmark_question: str) -> list[dict[str, str]]:
+    """The contamination judge's conversation: is the question the benchmark item, reworded?"""
+    return [{"role": "user", "content": SAME_PROBLEM_PROMPT.format(first=question, second=benchmark_question)}]
 
 
 def response_messages(question: str) -> list[dict[str, str]]:

@@ -77,6 +77,15 @@ def _optimizer(config: Mapping[str, Any], gen: str | None) -> list[str]:
     return local + ([config["filter"]["solvability"]["model"]] if config["qpo"]["judge"] else [])
 
 
+def _contamination_models(config: Mapping[str, Any], gen: str | None) -> list[str]:
+    """The model screens' local models: the embedding model, and the judge unless it is an API model."""
+    from .config import contamination_embedder, contamination_judge  # config imports this module (gpu_jobs)
+
+    judge = contamination_judge(config)
+    local_judge = [judge] if judge and config["models"][judge]["engine"] != "openai" else []
+    return [key for key in [contamination_embedder(config)] if key] + local_judge
+
+
 def _model_at(*keys: str) -> ModelKeys:
     """The one model whose key is the config value at `keys`."""
     def models(config: Mapping[str, Any], gen: str | None) -> list[str]:
@@ -122,6 +131,9 @@ STAGES: tuple[Stage, ...] = (
     # Stage 6: the release's checks, then the release.
     Stage("minhash", Job("screen", CPU)),  # one column per LSH band: stages/dedup.py minhash_schema
     Stage("matches", with_job="minhash", schema="stages.decontaminate:MATCHES"),
+    Stage("model_matches", Job("model_screen", ENGINE, 60, _contamination_models),  # only with a model screen on
+          schema="stages.decontaminate:MODEL_MATCHES", plan=Plan(PER_JOB, "questions", tokens=True),
+          chunks="questions"),
     Stage("minhash_list", Job("minhash_list", LOCAL)),  # one input for the band jobs, not every shard
     Stage("bands", Job("lsh_band", CPU)),
     Stage("duplicates", Job("dedup", CPU)),

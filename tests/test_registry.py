@@ -107,9 +107,12 @@ def test_rule_files_give_the_same_jobs_in_any_include_order(tmp_path):
     block = "".join(includes)
     assert block in snakefile
     (workdir / "Reversed.smk").write_text(snakefile.replace(block, "".join(reversed(includes))))
+    # Every engine rule plans jobs: the contamination model screens (off by default) on too.
+    (workdir / "screens.yaml").write_text("release: {decontamination: {judge: {enabled: true}, "
+                                          "embedding: {model: qwen2-math-7b-instruct}}}\n")
 
     def jobs(*args):
-        out = run_snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
+        out = run_snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "screens.yaml", *args).stdout
         return sorted(line.split()[:2] for line in out.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line))
 
     planned = jobs()

@@ -74,9 +74,10 @@ def small_buckets(monkeypatch):
 
 def run_release(inputs: dict, out: Path, best=None, rows_per_file: int = ROWS_PER_FILE) -> dict:
     return release(best_paths=inputs["best"] if best is None else best, stats_paths={"best": inputs["stats"]},
-                   duplicates_path=inputs["duplicates"], contamination_paths=inputs["matches"],
-                   benchmarks_path=inputs["benchmarks"], absent_benchmarks={}, drop_variants=False, seed=SEED,
-                   rows_per_file=rows_per_file, name="test", settings={}, data_dir=out / "data",
+                   duplicates_path=inputs["duplicates"], contamination_paths=inputs["matches"], model_matches_paths=[],
+                   benchmarks_path=inputs["benchmarks"], absent_benchmarks={}, screens=["ngram", "lexical"],
+                   drop_variants=False, seed=SEED, rows_per_file=rows_per_file, name="test", settings={},
+                   data_dir=out / "data",
                    card_path=out / "README.md", funnel_path=out / "funnel.json",
                    contamination_out=out / "contamination.jsonl", variants_out=out / "number_variants.jsonl")
 
@@ -204,9 +205,10 @@ def test_an_empty_release_has_one_empty_file(tmp_path):
     write_stats(empty.with_name("00000.stats.json"), stats)
     _write_table(DUPLICATES_SCHEMA.empty_table(), tmp_path / "duplicates.parquet", "dedup", 0)
     funnel = release(best_paths=[empty], stats_paths={"best": [empty.with_name("00000.stats.json")]},
-                     duplicates_path=tmp_path / "duplicates.parquet", contamination_paths=[], benchmarks_path=None,
-                     absent_benchmarks={}, drop_variants=False, seed=SEED, rows_per_file=10, name="test",
-                     settings={}, data_dir=tmp_path / "out" / "data", card_path=tmp_path / "out" / "README.md",
+                     duplicates_path=tmp_path / "duplicates.parquet", contamination_paths=[], model_matches_paths=[],
+                     benchmarks_path=None, absent_benchmarks={}, screens=[], drop_variants=False, seed=SEED,
+                     rows_per_file=10, name="test", settings={}, data_dir=tmp_path / "out" / "data",
+                     card_path=tmp_path / "out" / "README.md",
                      funnel_path=tmp_path / "out" / "funnel.json",
                      contamination_out=tmp_path / "out" / "contamination.jsonl",
                      variants_out=tmp_path / "out" / "number_variants.jsonl")

@@ -144,3 +144,21 @@ class ScoringEngine(_TokenizingEngine):
                 ids, truncated = ids[: self.spec.max_model_len], truncated + 1
             inputs.append(ids)
         return (self.score_ids(inputs) if inputs else []), truncated
+
+
+class EmbeddingEngine(_TokenizingEngine):
+    """Texts in, one unit-length vector each out (an encoder, or a language model's pooled states)."""
+
+    @abstractmethod
+    def embed_ids(self, inputs: Sequence[list[int]]) -> list[list[float]]:
+        """One vector of length 1 per tokenized input."""
+
+    def embed_texts(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """Vectors of plain texts, and how many were cut to the model's context length."""
+        inputs, truncated = [], 0
+        for text in texts:
+            ids = self.encode(text)
+            if len(ids) > self.spec.max_model_len:
+                ids, truncated = ids[: self.spec.max_model_len], truncated + 1
+            inputs.append(ids)
+        return (self.embed_ids(inputs) if inputs else []), truncated

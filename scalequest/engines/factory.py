@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..models import ModelSpec
-from .base import ChatEngine, GenerationEngine, ScoringEngine
+from .base import ChatEngine, EmbeddingEngine, GenerationEngine, ScoringEngine
 
 
 def open_generator(spec: ModelSpec, seed: int = 0) -> GenerationEngine:
@@ -29,6 +29,19 @@ def open_scorer(spec: ModelSpec, seed: int = 0) -> ScoringEngine:
 
         return VLLMScorer(spec, seed)
     raise ValueError(f"model '{spec.key}': unknown engine '{spec.engine}'")
+
+
+def open_embedder(spec: ModelSpec, seed: int = 0) -> EmbeddingEngine:
+    """An embedding engine (an encoder, or a language model's pooled states) for `spec`."""
+    if spec.engine == "hf":
+        from .hf import HFEmbedder
+
+        return HFEmbedder(spec)
+    if spec.engine == "vllm":
+        from .vllm_engine import VLLMEmbedder
+
+        return VLLMEmbedder(spec, seed)
+    raise ValueError(f"model '{spec.key}': the {spec.engine} engine does not embed (use hf or vllm)")
 
 
 def open_chat(spec: ModelSpec, seed: int = 0, cache_dir: str | None = None) -> ChatEngine:

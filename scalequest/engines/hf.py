@@ -1,4 +1,4 @@
-"""The `hf` engine: batched transformers generation and sequence-classification scoring."""
+"""The `hf` engine: batched transformers generation, sequence-classification scoring and embeddings."""
 from __future__ import annotations
 
 from itertools import groupby
@@ -6,7 +6,7 @@ from typing import Iterator, Sequence
 
 from ..models import ModelSpec
 from ..progress import progress
-from .base import Completion, GenerationEngine, Sampling, ScoringEngine
+from .base import Completion, EmbeddingEngine, GenerationEngine, Sampling, ScoringEngine
 
 
 def _torch_dtype(name: str):
@@ -155,3 +155,30 @@ class HFScorer(ScoringEngine):
                 logits = self.model(input_ids=input_ids, attention_mask=attention).logits
             scores.extend(logits[:, 0].float().tolist())
         return scores
+
+
+class HFEmbedder(EmbeddingEngine):
+    """Any transformers encoder or language model (AutoModel): the mean of the last hidden states
+    over the text's tokens, scaled to length 1, as sentence-transformers' mean pooling does."""
+
+    def __init__(self, spec: ModelSpec):
+        from transformers import AutoModel
+
+        self.spec = spec
+        self.tokenizer = _load_tokenizer(spec)
+        self.model = _load_model(AutoModel, spec)
+
+    def embed_ids(self, inputs: Sequence[list[int]]) -> list[list[float]]:
+        import torch
+
+        vectors: list[list[float]] = []
+        for start in progress(range(0, len(inputs), self.spec.batch_size), desc=f"embed [{self.spec.key}]",
+                              unit="batch"):
+            batch = list(inputs[start:start + self.spec.batch_size])
+            input_ids, attention = _left_padded(batch, self.tokenizer.pad_token_id, self.model.device)
+            with torch.inference_mode():
+                states = self.model(input_ids=input_ids, attention_mask=attention).last_hidden_state.float()
+            mask = attention.unsqueeze(-1).float()
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            vectors.extend(torch.nn.functional.normalize(pooled, dim=-1).tolist())
+        return vectors

