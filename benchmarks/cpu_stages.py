@@ -70,7 +70,6 @@ DECONTAMINATION = load_config_files(REPO / "config.yaml")["release"]["decontamin
 SCREENS = ScreenSettings.from_config(DECONTAMINATION)
 NGRAM_ONLY = ScreenSettings.from_config({**DECONTAMINATION,
                                          "lexical": {**DECONTAMINATION["lexical"], "enabled": False}})
-REAL_QUESTIONS = 100_000  # the real-text stages' questions (GSM8K and MATH train, repeated)
 SEED = 1234
 GENERATOR = "synthetic"
 RESPONSE_CHARS = 325  # the length of the fixed response the set had before --response-chars
@@ -178,8 +177,11 @@ def decontaminate_one(args: tuple[Path, Path, Path, ScreenSettings]) -> int:
 
 
 def real_questions(count: int, shard_size: int, workdir: Path) -> list[Path]:
-    """`count` real questions (GSM8K and MATH train, over and over) as best shards: what the
-    lexical screen costs on text like the generators', not on random words."""
+    """`count` real questions (GSM8K and MATH train, over and over) as best shards, written once in
+    the workdir: what the lexical screen costs on text like the generators', not on random words."""
+    written = sorted((workdir / "real" / "best").rglob("*.parquet"))
+    if sum(pq.read_metadata(path).num_rows for path in written) == count:
+        return written
     texts = [json.loads(line)[field] for file, field in (("gsm8k_train", "question"), ("math_train", "problem"))
              for line in (SHARED_DATA / f"{file}.jsonl").read_text(encoding="utf-8").splitlines()]
     paths = []
@@ -231,11 +233,12 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
         with Pool(processes) as pool:
             return {"matches": sum(pool.map(decontaminate_one, jobs))}
     if stage in ("ngram_real_text", "lexical_real_text"):
-        real = real_questions(REAL_QUESTIONS, 10_000, workdir)
+        questions = rows_of(workdir)  # as many as the synthetic set
+        real = real_questions(questions, 10_000, workdir)  # main() wrote them
         settings = NGRAM_ONLY if stage == "ngram_real_text" else SCREENS
         jobs = [(path, workdir / "benchmarks", workdir / stage / GENERATOR / path.name, settings) for path in real]
         with Pool(processes) as pool:
-            return {"questions": REAL_QUESTIONS, "matches": sum(pool.map(decontaminate_one, jobs))}
+            return {"questions": questions, "matches": sum(pool.map(decontaminate_one, jobs))}
     if stage in ("merge", "merge_in_memory"):
         out = workdir / ("release" if stage == "merge" else "release_in_memory")
         merge = release if stage == "merge" else release_in_memory
@@ -243,7 +246,8 @@ def run_stage(stage: str, workdir: Path, processes: int) -> dict:
                        duplicates_path=workdir / "duplicates.parquet",
                        contamination_paths=shards(workdir, "decontaminate_lexical"),
                        benchmarks_path=workdir / "benchmarks" / "benchmarks.json", absent_benchmarks={}, seed=SEED,
-                       rows_per_file=ROWS_PER_FILE, name="benchmark", settings={}, data_dir=out / "data",
+                       rows_per_file=ROWS_PER_FILE, name="benchmark",
+                       settings={"release": {"decontamination": DECONTAMINATION}}, data_dir=out / "data",
                        card_path=out / "README.md", funnel_path=out / "funnel.json",
                        contamination_out=out / "contamination.jsonl",
                        **({"variants_out": out / "number_variants.jsonl", "drop_variants": False,
@@ -415,6 +419,8 @@ def main() -> None:
           f"near_dup {NEAR_DUP}, decontamination ngram {DECONTAMINATION['ngram']}, "
           f"min_overlap {DECONTAMINATION['min_overlap']}\n")
     stages = args.only.split(",") if args.only else STAGES + ([] if args.no_baseline else ["datasketch"])
+    if {"ngram_real_text", "lexical_real_text"} & set(stages):
+        real_questions(rows, args.shard_size, workdir)  # written before the clock starts
     figures = measure_stages(workdir, stages, args.processes, int(args.memory_limit_gb * 2**30))
     print_summary(figures, args.processes, workdir)
     print("quality (precision against what was planted: near-duplicates among the planted benchmark questions "
@@ -460,7 +466,7 @@ def print_summary(figures: dict[str, tuple[float, int]], processes: int, workdir
     for ngram, lexical, text in (("decontaminate", "decontaminate_lexical", "synthetic set"),
                                  ("ngram_real_text", "lexical_real_text", "real questions")):
         if ngram in figures and lexical in figures:
-            questions = rows_of(workdir) if text == "synthetic set" else REAL_QUESTIONS
+            questions = rows_of(workdir)
             added = figures[lexical][0] - figures[ngram][0]
             print(f"lexical screen on the {text}: n-gram alone {figures[ngram][0]:.1f} s, all screens "
                   f"{figures[lexical][0]:.1f} s for {questions} questions: adds {added:.1f} s, "

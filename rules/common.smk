@@ -40,6 +40,8 @@ NEAR_DUP = config["release"]["near_dup"]
 DECONTAMINATION = config["release"]["decontamination"]
 # Benchmarks marked optional whose file is not there are left out, and the card says so.
 BENCHMARKS, ABSENT_BENCHMARKS = benchmarks_in_use(DECONTAMINATION["benchmarks"]) if DECONTAMINATION["enabled"] else ({}, {})
+# The screen jobs' settings: changing the model screens' (rule model_screen) re-runs none of them.
+MODEL_FREE_SCREENS = {key: value for key, value in DECONTAMINATION.items() if key not in ("embedding", "judge")}
 # The contamination screens with models (rule model_screen), by role; None where off.
 CONTAMINATION_MODELS = {"embedding": contamination_embedder(config), "judge": contamination_judge(config)}
 MODEL_SCREEN = bool(BENCHMARKS) and any(CONTAMINATION_MODELS.values())

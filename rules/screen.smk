@@ -15,7 +15,7 @@ rule screen:
         num_perm=NEAR_DUP["num_perm"],
         bands=NEAR_DUP["bands"],
         seed=derive_seed(config["seed"], "minhash", "all", 0),  # one seed: every shard uses the same hash functions
-        decontamination=DECONTAMINATION if BENCHMARKS else None,
+        decontamination=MODEL_FREE_SCREENS if BENCHMARKS else None,
     log:
         log_file("screen"),
     conda:

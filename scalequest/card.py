@@ -42,6 +42,22 @@ def _funnel_table(funnel: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_SCREEN_TEXT = {  # each screen that ran, as the card says it (settings: the config's release.decontamination)
+    "ngram": lambda settings, found: (f"copies of a benchmark test item (sharing {found['ngram']}-grams of normalized "
+                                      "text: *ngram*)"),
+    "lexical": lambda settings, found: (
+        "rephrasings of one (the same numbers and math, cosine at least "
+        f"{settings['lexical']['min_signature']:g}, numbers alone at least {settings['lexical']['min_numbers']:g}, "
+        f"and much the same words, joint cosine at least {settings['lexical']['min_joint']:g}: *lexical*)"),
+    "embedding": lambda settings, found: (
+        f"close to one by the embedding model `{settings['embedding']['model']}` (cosine at least "
+        f"{settings['embedding']['min_cosine']:g}: *embedding*)"),
+    "judge": lambda settings, found: ("called the same problem as a candidate item by the judge model"
+                                      f"{' `' + settings['judge']['model'] + '`' if settings['judge']['model'] else ''}"
+                                      " (*judge*)"),
+}
+
+
 def _decontamination_table(decontamination: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     benchmarks = decontamination["benchmarks"]
     absent = decontamination["absent"]
@@ -49,26 +65,20 @@ def _decontamination_table(decontamination: Mapping[str, Any], settings: Mapping
               + ", ".join(f"{name} (`{path}`)" for name, path in absent.items()) + ".") if absent else ""
     if not benchmarks:
         return "No benchmarks were configured: the questions were not checked for contamination." + absent
-    lexical = settings.get("lexical", {})
-    screens = [f"copies of a benchmark test item (sharing {decontamination['ngram']}-grams of normalized text: "
-               "*n-gram*)"]
-    if lexical.get("enabled"):
-        screens.append("rephrasings of one (the same numbers and math, cosine at least "
-                       f"{lexical['min_signature']:g}, and much the same words, joint cosine at least "
-                       f"{lexical['min_joint']:g}: *lexical*)")
-    dropped_by = next(iter(benchmarks.values()))["dropped_by"]
+    screens = [_SCREEN_TEXT[screen](settings, decontamination) for screen in decontamination["screens"]]
+    dropped_by = decontamination["screens"] + (["number_variant"] if decontamination["number_variants_dropped"] else [])
     variants = ("*Number variants* (a benchmark question's words with other quantities) count as contaminated "
                 "and were dropped." if decontamination["number_variants_dropped"] else
                 "*Number variants* (a benchmark question's words with other quantities) do not count as "
                 "contaminated: they were released, and are listed in `number_variants.jsonl`.")
-    lines = [f"Questions that are {' or '.join(screens)} were dropped (see `release.decontamination` in the "
+    lines = [f"Questions that are {'; or '.join(screens)} were dropped (see `release.decontamination` in the "
              "settings); every one is listed, with the benchmark items it matches, the screen that caught it "
              f"and its scores, in `contamination.jsonl`. {variants} *Matched* counts the questions before "
              "deduplication, *dropped* those removed for that benchmark, by screen.", "",
              "| benchmark | source | items | matched | dropped | " + " | ".join(dropped_by) + " | number variants |",
              "|---|---|---|---|---|" + "---|" * len(dropped_by) + "---|"]
     for name, counts in benchmarks.items():
-        by_screen = " | ".join(str(count) for count in counts["dropped_by"].values())
+        by_screen = " | ".join(str(counts["dropped_by"][screen]) for screen in dropped_by)
         lines.append(f"| {name} | {counts['source']} | {counts['items']} | {counts['matched']} | {counts['dropped']} "
                      f"| {by_screen} | {counts['number_variants']} |")
     return "\n".join(lines) + absent

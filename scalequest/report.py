@@ -107,13 +107,15 @@ def contamination_figure(decontamination: Mapping[str, Any], path: str | Path) -
     positions = np.arange(len(names))
     axis.bar(positions - 0.27, [benchmarks[n]["matched"] for n in names], width=0.27, color="#e0a040", label="matched")
     bottom = np.zeros(len(names))
-    colors = ["#c0392b", "#8e44ad", "#2c3e50"]
-    for method, color in zip(next(iter(benchmarks.values()), {}).get("dropped_by", {}), colors):
+    colors = ["#c0392b", "#8e44ad", "#2c3e50"]  # by screen, in contamination.METHODS order
+    for method, color in zip(decontamination.get("screens", []), colors + ["#16a085"]):
         counts = np.array([benchmarks[n]["dropped_by"][method] for n in names], dtype=float)
         axis.bar(positions, counts, width=0.27, bottom=bottom, color=color, label=f"dropped: {method}")
         bottom += counts
+    variants = "number variants (dropped)" if decontamination.get("number_variants_dropped") else \
+        "number variants (released)"
     axis.bar(positions + 0.27, [benchmarks[n]["number_variants"] for n in names], width=0.27, color="#7f8c8d",
-             label="number variants (released)")
+             label=variants)
     axis.set_xticks(positions, names)
     axis.set_ylabel("questions")
     axis.set_title("Decontamination: benchmark matches by screen")

@@ -14,7 +14,7 @@ from test_neardup import write_best_shards
 
 from conftest import SHARED_DATA
 from scalequest.config import load_config_files
-from scalequest.contamination import ScreenSettings, drops, screen_questions
+from scalequest.contamination import METHODS, ScreenSettings, drops, screen_questions
 from scalequest.decontam import BenchmarkError, load_benchmark
 from scalequest.stages.decontaminate import decontaminate_shard, index_benchmarks, load_benchmark_items
 from scalequest.synthetic import distinct_questions, reformat
@@ -224,3 +224,20 @@ def test_number_variants_are_reported_apart_and_dropped_only_when_configured(ind
     assert variant["text"] >= SETTINGS.variant_min_text and set(variant) >= {"signature", "words", "joint"}
     dropping = ScreenSettings.from_config({**CONFIG, "number_variants": {**CONFIG["number_variants"], "drop": True}})
     assert not drops(variant, SETTINGS.drop_variants) and drops(variant, dropping.drop_variants)
+
+
+def test_train_questions_matching_test_items(index):
+    """GSM8K and MATH train against the test sets: MATH train holds known near-copies of test items
+    (the n-gram screen finds them) and rewordings of some (the lexical screen adds those)."""
+    found = {}
+    for name, field in TRAIN.items():
+        questions = read_field(f"{name}.jsonl", field)
+        found[name] = Counter()
+        for matches in screened(index, questions, SETTINGS).values():
+            found[name][min((match["method"] for match in matches), key=METHODS.index)] += 1  # n-gram first
+    print(f"\ntrain questions matching a test item, by first screen: {found}")
+    assert sum(found["gsm8k_train"].values()) <= 10
+    assert found["math_train"]["ngram"] >= 250 and found["math_train"]["lexical"] >= 50
+    circles = read_field("math_train.jsonl", "problem")[2782]  # line 2783: math test item 2800, re-typeset
+    (match,) = [m for m in screen_questions([circles], index, SETTINGS) if m["benchmark"] == "math"]
+    assert (match["method"], match["item"]) == ("lexical", 2800)

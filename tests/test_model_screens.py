@@ -8,11 +8,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, copy_run, run_snakemake, user_env
+from conftest import REPO, copy_run, job_counts, run_snakemake, user_env
 from scalequest.answers import parse_verdict
 from scalequest.config import load_config_files
 from scalequest.contamination import EMBEDDING, JUDGE, build_benchmark_items
 from scalequest.engines import Completion, Sampling, open_embedder, open_generator
+from scalequest.engines.pooling import pooling_mode
 from scalequest.model_screens import ModelScreenSettings, judge_candidates, model_matches, nearest_by_embedding
 from scalequest.models import ModelSpec
 from scalequest.plan import build_plan
@@ -47,6 +48,28 @@ def test_the_tiny_lm_embeds_through_transformers(tiny_models):
     assert truncated == 1  # 2000 tokens cut to max_model_len
     assert vectors[0] @ vectors[4] > 0.9999  # the same text in another batch: the same vector
     assert max(vectors[0] @ vectors[i] for i in (1, 2, 3)) < 0.9999
+
+
+@pytest.mark.vllm
+def test_vllm_embeds_as_transformers_does(tiny_models):
+    """vLLM's pooling runner, told the model's pooling (mean, as it has no sentence-transformers
+    config), gives the hf engine's vectors."""
+    vectors = {}
+    for engine in ("hf", "vllm"):
+        vllm_args = {"enforce_eager": True} if engine == "vllm" else {}
+        spec = ModelSpec(key="tiny-lm", path=str(tiny_models / "tiny-lm"), engine=engine, dtype="float32",
+                         max_model_len=1024, batch_size=4, vllm_args=vllm_args)
+        with open_embedder(spec) as embedder:
+            vectors[engine] = np.asarray(embedder.embed_texts(ITEMS)[0])
+    assert (vectors["hf"] * vectors["vllm"]).sum(axis=1).min() > 0.9999
+
+
+def test_sentence_transformers_pooling_is_read_from_the_model(tmp_path):
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true, '
+                                                        '"pooling_mode_mean_tokens": false}')
+    assert pooling_mode(str(tmp_path)) == "cls"
+    assert pooling_mode(str(tmp_path / "elsewhere")) == "mean"
 
 
 def test_embedding_screen_matches_what_the_model_finds_the_same(tiny_models, benchmarks):
@@ -121,12 +144,13 @@ def test_model_screens_in_the_workflow(demo_run, tmp_path):
     (workdir / "screens.yaml").write_text(
         "release: {decontamination: {embedding: {model: tiny-lm, min_cosine: 0.999}, judge: {enabled: true, "
         "min_joint: 0.5, sampling: {max_tokens: 48}}}}\n")
-    plan = run_snakemake(workdir, "--profile", "profiles/local", "-n", "--configfile", "screens.yaml").stdout
-    assert "model_screen" in plan and "generate" not in plan.split("Job stats:")[-1]
-    run_snakemake(workdir, "--profile", "profiles/local", "--configfile", "screens.yaml", env=user_env())
+    screens = ("--profile", "profiles/local", "--configfile", "screens.yaml")
+    plan = job_counts(run_snakemake(workdir, *screens, "-n").stdout)
+    assert set(plan) - {"total"} == {"model_screen", "release", "report_files", "all"}, plan
+    run_snakemake(workdir, *screens, env=user_env())
     results = workdir / "results/tiny"
     sidecars = [json.loads(path.read_text()) for path in sorted((results / "model_matches").glob("*/*.stats.json"))]
-    assert sidecars and all(s["models"] == {"embedding": "tiny-lm", "judge": "tiny-lm"} for s in sidecars)
+    assert sidecars and all(set(s["models"]) == {"embedding", "judge"} for s in sidecars)
     for counters in (s["counters"] for s in sidecars):
         outcomes = sum(counters.get(f"judge_{name}", 0) for name in ("yes", "no", "no_verdict", "too_long"))
         assert outcomes == counters.get("judge_candidates", 0)

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import REPO
+from scalequest.config import load_config_files
 from scalequest.distributions import release_distributions
 from scalequest.records import BEST, write_shard
 from scalequest.stages import release as release_module
@@ -23,6 +25,7 @@ SHARDS, ROWS, SEED, ROWS_PER_FILE = 4, 30, 7, 25
 DUPLICATES = {"g-00000-3": "duplicate", "g-00001-4": "near_duplicate", "g-00003-29": "duplicate"}
 CONTAMINATED = {"g-00002-5": "gsm8k", "g-00003-0": "math", "g-00001-4": "gsm8k"}  # g-00001-4: a duplicate first
 NUMBER_VARIANTS = {"g-00001-7": "math"}  # released: number variants are only reported by default
+SETTINGS = {"release": {"decontamination": load_config_files(REPO / "config.yaml")["release"]["decontamination"]}}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def run_release(inputs: dict, out: Path, best=None, rows_per_file: int = ROWS_PE
     return release(best_paths=inputs["best"] if best is None else best, stats_paths={"best": inputs["stats"]},
                    duplicates_path=inputs["duplicates"], contamination_paths=inputs["matches"], model_matches_paths=[],
                    benchmarks_path=inputs["benchmarks"], absent_benchmarks={}, screens=["ngram", "lexical"],
-                   drop_variants=False, seed=SEED, rows_per_file=rows_per_file, name="test", settings={},
+                   drop_variants=False, seed=SEED, rows_per_file=rows_per_file, name="test", settings=SETTINGS,
                    data_dir=out / "data",
                    card_path=out / "README.md", funnel_path=out / "funnel.json",
                    contamination_out=out / "contamination.jsonl", variants_out=out / "number_variants.jsonl")
@@ -131,7 +134,9 @@ def test_nothing_lost_and_rows_per_file(inputs, tmp_path):
     assert counts["math"] == {"source": "y", "items": 4, "matched": 1, "dropped": 1,
                               "dropped_by": {"ngram": 1, "lexical": 0}, "number_variants": 1}
     assert counts["gsm8k"]["matched"] == 2 and counts["gsm8k"]["dropped"] == 1
-    assert "number_variants.jsonl" in (tmp_path / "README.md").read_text()
+    card = (tmp_path / "README.md").read_text()
+    assert "number_variants.jsonl" in card and "numbers alone at least 0.8" in card
+    assert "| math | y | 4 | 1 | 1 | 1 | 0 | 1 |" in card
 
 
 def test_same_order_distributions_and_sample_as_in_memory(inputs, tmp_path):

