@@ -69,7 +69,8 @@ def test_sentence_transformers_pooling_is_read_from_the_model(tmp_path):
     (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true, '
                                                         '"pooling_mode_mean_tokens": false}')
     assert pooling_mode(str(tmp_path)) == "cls"
-    assert pooling_mode(str(tmp_path / "elsewhere")) == "mean"
+    assert pooling_mode(str(tmp_path / "elsewhere")) == "mean"  # a local path without the config
+    assert pooling_mode("nobody/not-in-the-cache") == "mean"  # a hub id the cache does not hold
 
 
 def test_embedding_screen_matches_what_the_model_finds_the_same(tiny_models, benchmarks):

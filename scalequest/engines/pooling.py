@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models import is_local_model_path
+
 CLS, MEAN, LAST = "cls", "mean", "last"
 _MODES = {"pooling_mode_cls_token": CLS, "pooling_mode_mean_tokens": MEAN, "pooling_mode_lasttoken": LAST}
 
@@ -13,13 +15,10 @@ _MODES = {"pooling_mode_cls_token": CLS, "pooling_mode_mean_tokens": MEAN, "pool
 def pooling_mode(path: str) -> str:
     """The model's pooling: its sentence-transformers pooling config's mode, else mean."""
     config = Path(path) / "1_Pooling" / "config.json"
-    if not Path(path).is_dir():  # a hub id: the prefetch put the model's files in the cache
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    if not is_local_model_path(path):  # a hub id: the prefetch put the model's files in the cache
+        from huggingface_hub import try_to_load_from_cache
 
-            cached = try_to_load_from_cache(path, "1_Pooling/config.json")
-        except ImportError:
-            cached = None
+        cached = try_to_load_from_cache(path, "1_Pooling/config.json")
         config = Path(cached) if isinstance(cached, str) else config
     if not config.is_file():
         return MEAN
