@@ -1,4 +1,5 @@
-"""Reading model replies: final answers in responses, Yes/No verdicts from the judge."""
+"""Reading text, with no math library: final answers in responses, Yes/No verdicts from the judge, gold
+answers in a dataset's solutions (grading.py compares answers)."""
 from __future__ import annotations
 
 import re
@@ -7,6 +8,11 @@ _ANSWER_PHRASE = re.compile(r"(?:the|final)\s+answer\s+is\s*:?\s*\S", re.IGNOREC
 _VERDICT_LINE = re.compile(r"verdict\s*[:：]?\s*[*_`]*\s*(yes|no)\b", re.IGNORECASE)
 _BOXED_VERDICT = re.compile(r"\\boxed\{\s*(?:\\text\{)?\s*(yes|no)\s*\}?\s*\}", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+# `\fbox{`, `\boxed {` -> `\boxed{`, and the brace-less `\boxed 2` of a few MATH solutions ->
+# `\boxed{2}`, so that last_boxed reads them all.
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BARE_BOX = re.compile(r"\\boxed\s+([^\s${}]+)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 
 def last_boxed(text: str) -> str | None:
@@ -49,3 +55,29 @@ def parse_verdict(reply: str) -> bool | None:
         if found:
             return found[-1].lower() == "yes"
     return None
+
+
+def last_box(text: str) -> str | None:
+    """Content of the last `\\boxed{}`/`\\fbox{}`/`\\boxed x`, via last_boxed."""
+    return last_boxed(_BARE_BOX.sub(r"\\boxed{\1}", _BOX_OPEN.sub(r"\\boxed{", text)))
+
+
+def gold_text(text: str, answer_format: str) -> str | None:
+    """The raw gold answer in `text`: None when its format's marker is missing, "" when empty."""
+    if answer_format == "gsm8k":
+        _, marker, tail = text.rpartition("####")
+        return _THOUSANDS.sub("", tail.strip()) if marker else None
+    if answer_format == "boxed":
+        return last_box(text)
+    if answer_format == "plain":
+        return text.strip() or None  # a blank answer field is no answer, not an empty one
+    raise ValueError(f"unknown answer format {answer_format!r}: use gsm8k, boxed or plain")
+
+
+def gold_answer(text: str, answer_format: str) -> str | None:
+    """The gold final answer in a dataset's solution text, or None if there is none or it is empty.
+
+    Formats: "gsm8k" (after the last `####`, thousands separators removed), "boxed" (the last
+    `\\boxed{}` or `\\fbox{}`), "plain" (the text is the answer itself).
+    """
+    return (gold_text(text, answer_format) or "").strip() or None

@@ -1,6 +1,6 @@
-"""Grading a solver's answers against gold answers, for fail-rate labels.
+"""Grading a solver's answers against gold answers, for fail-rate labels and the evaluation.
 
-Gold answers come from a dataset's solution text (`gold_answer`), a response's stated answer from
+Gold answers come from a dataset's solution text (answers.gold_answer), a response's stated answer from
 `final_answer`, and `answers_match` decides equivalence: a cheap normalized string comparison,
 then math_verify (symbolic and numeric equivalence) under a time bound.
 """
@@ -14,7 +14,7 @@ from typing import Literal
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 from math_verify.errors import TimeoutException
 
-from .answers import last_boxed
+from .answers import gold_text, last_box
 
 Grade = Literal["correct", "wrong", "no_answer"]
 GoldDrop = Literal["no_gold", "unparsable_gold"]
@@ -27,54 +27,23 @@ VERIFY_TIMEOUT_S = 3
 MAX_VERIFY_CHARS = 400
 _PARSE_CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 
-# `\fbox{`, `\boxed {` -> `\boxed{`, and the brace-less `\boxed 2` of a few MATH solutions ->
-# `\boxed{2}`, so that answers.last_boxed reads them all.
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_BARE_BOX = re.compile(r"\\boxed\s+([^\s${}]+)")
 # The last stated answer: "the answer is ...", "final answer is ..." or a GSM8K "#### ..." line.
 _ANSWER_MARKER = re.compile(r"(?:(?:the|final)\s+answer\s+is\b|####)", re.IGNORECASE)
 # An answer written in math mode ends where the math does, not at the first period.
 _MATH_SPAN = re.compile(r"\$\$((?:\\.|[^\\$])+)\$\$|\$((?:\\.|[^\\$])+)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _SENTENCE = re.compile(r"(.*?)(?:\.(?=\s|$)|$)")  # up to a period that ends a sentence, not "3.5"
 _DOLLAR = re.compile(r"(?<!\\)\$")  # math-mode delimiters, not an escaped dollar sign
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # Markup that never changes the value, dropped before the string comparison.
 _UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\{\s*[A-Za-z ]*\}$")  # 10\mbox{ cm}
 _WRAPPER = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
 _NOISE = re.compile(r"\\left|\\right|\\[!,;: ]|\\?\$|\^\s*\{?\\circ\}?|°|\\degree|\\%|%|\s")
 
 
-def _last_box(text: str) -> str | None:
-    """Content of the last `\\boxed{}`/`\\fbox{}`/`\\boxed x`, via answers.last_boxed."""
-    return last_boxed(_BARE_BOX.sub(r"\\boxed{\1}", _BOX_OPEN.sub(r"\\boxed{", text)))
-
-
-def _gold_text(text: str, answer_format: str) -> str | None:
-    """The raw gold answer in `text`: None when its format's marker is missing, "" when empty."""
-    if answer_format == "gsm8k":
-        _, marker, tail = text.rpartition("####")
-        return _THOUSANDS.sub("", tail.strip()) if marker else None
-    if answer_format == "boxed":
-        return _last_box(text)
-    if answer_format == "plain":
-        return text.strip() or None  # a blank answer field is no answer, not an empty one
-    raise ValueError(f"unknown answer format {answer_format!r}: use gsm8k, boxed or plain")
-
-
-def gold_answer(text: str, answer_format: str) -> str | None:
-    """The gold final answer in a dataset's solution text, or None if there is none or it is empty.
-
-    Formats: "gsm8k" (after the last `####`, thousands separators removed), "boxed" (the last
-    `\\boxed{}` or `\\fbox{}`), "plain" (the text is the answer itself).
-    """
-    return (_gold_text(text, answer_format) or "").strip() or None
-
-
 def final_answer(response: str) -> str | None:
     """The final answer a response states: its last non-empty `\\boxed{}`, else what follows its
     last "the answer is" / "final answer is" / "####" up to the end of that sentence or line.
     None when it states none."""
-    boxed = _last_box(response)
+    boxed = last_box(response)
     if boxed and boxed.strip():
         return boxed.strip()
     markers = list(_ANSWER_MARKER.finditer(response))
@@ -149,7 +118,7 @@ def gold_drop_reason(text: str, answer_format: str) -> GoldDrop | None:
     """Why a record cannot be graded, for callers to count: "no_gold" (its text has no gold answer:
     no `####`, no box), "unparsable_gold" (it has one, but empty or unreadable to math_verify, e.g.
     `\\boxed{}`). None when `gold_answer(text, answer_format)` is usable."""
-    gold = _gold_text(text, answer_format)
+    gold = gold_text(text, answer_format)
     if gold is None:
         return "no_gold"
     gold = gold.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class InputFileError(ValueError):
@@ -19,6 +19,12 @@ def read_questions(path: str | Path, field: str, start: int = 0, stop: int | Non
     """
     for index, _, record, where in _records(path, start, stop):
         yield index, _string_field(record, field, where)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL file the workflow wrote itself (split on "\\n" only: texts may hold U+2028)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def read_question_lines(path: str | Path, field: str) -> Iterator[tuple[int, str]]:
@@ -75,9 +81,20 @@ def _string_field(record: dict, field: str, where: str) -> str:
 
 
 def _optional_text(record: dict, field: str, where: str) -> str | None:
-    value = record.get(field)
+    try:
+        return answer_text(record.get(field))
+    except TypeError as err:
+        raise InputFileError(f"{where}: '{field}' {err}") from None
+
+
+def answer_text(value: Any) -> str | None:
+    """An answer field as text: a string as it is, a number's text, a list's items joined by ", "
+    (OlympiadBench's final_answer is a list); None stays None. TypeError for anything else."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise InputFileError(f"{where}: '{field}' is {type(value).__name__}, expected a string or a number")
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                                 for v in value):
+        return ", ".join(str(v) for v in value)
+    raise TypeError(f"is {type(value).__name__}, expected a string, a number or a list of them")

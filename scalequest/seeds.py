@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .atomic import atomic_path, write_json_atomic
+from .jsonl import read_rows
 from .normalize import normalize_question
 from .sources import load_source_with_answers
 from .stats import Funnel
@@ -55,6 +56,5 @@ def collect_seed_questions(*, sources: Sequence[Mapping[str, Any]], max_question
 
 
 def read_seeds(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a seed file (split on "\n" only: questions may hold U+2028)."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The rows of a seed file."""
+    return read_rows(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .jsonl import read_questions, read_questions_with_answers
+from .jsonl import answer_text, read_questions, read_questions_with_answers
 
 
 class SourceError(ValueError):
@@ -57,6 +57,8 @@ def _load_hub(source: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         if field not in dataset.column_names:
             raise SourceError(f"{where}: no '{field}' column (columns: {', '.join(dataset.column_names)})")
     questions = list(dataset[fields[0]])
-    answers = ([None if a is None else str(a) for a in dataset[fields[1]]] if len(fields) > 1
-               else [None] * len(questions))
+    try:
+        answers = [answer_text(a) for a in dataset[fields[1]]] if len(fields) > 1 else [None] * len(questions)
+    except TypeError as err:
+        raise SourceError(f"{where}: '{fields[1]}' {err}") from None
     return list(zip(questions, answers))

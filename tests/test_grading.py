@@ -11,7 +11,8 @@ import pytest
 
 from conftest import SHARED_DATA
 from scalequest import grading
-from scalequest.grading import answers_match, final_answer, gold_answer, gold_drop_reason, grade
+from scalequest.answers import gold_answer
+from scalequest.grading import answers_match, final_answer, gold_drop_reason, grade
 
 MIN_MATCH = 0.995  # gold from the solution vs the dataset's own answer
 MIN_GRADE = 0.99  # gold solutions read as responses; perturbed answers judged wrong

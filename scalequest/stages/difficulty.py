@@ -8,9 +8,10 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from ..answers import gold_answer
 from ..chunks import LazyEngine, ShardChunks, file_digest
 from ..engines import Sampling, open_generator, open_scorer
-from ..grading import gold_answer, gold_drop_reason, grade
+from ..grading import gold_drop_reason, grade
 from ..models import ModelSpec
 from ..prompts import response_messages
 from ..records import LABELS, SCORED, SOLVABLE, question_columns, read_shard
