@@ -2,6 +2,7 @@
 #   snakemake --profile profiles/local     the embedded tiny default, on this machine's CPU
 #   snakemake -n                           list the jobs of the full-scale run in config.yaml
 #   snakemake plan --cores 1               its cost: GPU-hours and dollars per stage (results/plan.md)
+#   snakemake evaluate                     SFT of base models on the release, scored on the benchmarks
 from snakemake.utils import min_version
 
 from scalequest.config import ConfigError
@@ -49,6 +50,7 @@ include: "rules/benchmark_index.smk"
 include: "rules/screen.smk"
 include: "rules/model_screen.smk"
 include: "rules/release.smk"
+include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/plan.smk"
 
@@ -59,7 +61,9 @@ rule all:
     default_target: True
     input:
         rules.release.output,
+        rules.card.output,
         rules.report_files.output,
+        evaluation_targets(),
         [all_shard_files(stage) for stage in STAGES],
         [all_stats_files(stage) for stage in STAGES],
 

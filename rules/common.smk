@@ -6,15 +6,18 @@ import os
 import re
 
 from scalequest.config import (
+    NOT_FINE_TUNED,
     ConfigError,
     contamination_embedder,
     contamination_judge,
     contamination_screens,
+    evaluation_rows,
+    sft_hyper,
     trained_generators,
     validate_config,
 )
-from scalequest.decontam import benchmarks_in_use
-from scalequest.gpu_jobs import job_gpus
+from scalequest.decontam import benchmarks_in_use, question_sources
+from scalequest.gpu_jobs import job_gpus, model_gpus
 from scalequest.models import trained_generator, trained_model
 from scalequest.prefetch import OFFLINE_ENV, hub_items, is_hub_model
 from scalequest.registry import ENGINE, chain_stages, rule_family, stage
@@ -37,7 +40,9 @@ TRAINED_GENERATORS = {kind: trained_generators(config, kind) for kind in ("qft",
 SOLVABILITY = config["filter"]["solvability"]
 DIFFICULTY = config["difficulty"]
 NEAR_DUP = config["release"]["near_dup"]
-DECONTAMINATION = config["release"]["decontamination"]
+# The decontamination's settings; its benchmarks without the evaluation's gold-answer keys (question_sources).
+_DECONTAMINATION = config["release"]["decontamination"]
+DECONTAMINATION = {**_DECONTAMINATION, "benchmarks": question_sources(_DECONTAMINATION["benchmarks"])}
 # Benchmarks marked optional whose file is not there are left out, and the card says so.
 BENCHMARKS, ABSENT_BENCHMARKS = benchmarks_in_use(DECONTAMINATION["benchmarks"]) if DECONTAMINATION["enabled"] else ({}, {})
 # The screen jobs' settings: changing the model screens' (rule model_screen) re-runs none of them.
@@ -45,6 +50,11 @@ MODEL_FREE_SCREENS = {key: value for key, value in DECONTAMINATION.items() if ke
 # The contamination screens with models (rule model_screen), by role; None where off.
 CONTAMINATION_MODELS = {"embedding": contamination_embedder(config), "judge": contamination_judge(config)}
 MODEL_SCREEN = bool(BENCHMARKS) and any(CONTAMINATION_MODELS.values())
+EVALUATION = config["evaluation"]
+EVALUATION_ROWS = evaluation_rows(config)  # every evaluated (model, dataset): the table's rows
+# The evaluated benchmarks (release.decontamination.benchmarks entries); optional ones without a file are left out.
+_EVALUATED = {name: _DECONTAMINATION["benchmarks"][name] for name in EVALUATION["benchmarks"]}
+EVAL_BENCHMARKS, ABSENT_EVAL_BENCHMARKS = benchmarks_in_use(_EVALUATED)
 OPTIMIZER = config["qpo"]["optimizer"]["model"]
 API_OPTIMIZER = config["models"][OPTIMIZER]["engine"] == "openai"
 
@@ -191,6 +201,10 @@ RELEASE_DIR = f"{RESULTS}/release"  # release.smk
 RELEASE_DATA = f"{RELEASE_DIR}/data"
 RELEASE_FUNNEL = f"{RELEASE_DIR}/funnel.json"
 REPORT_DIR = f"{RESULTS}/report"  # report.smk
+RELEASE_CARD = f"{RELEASE_DIR}/README.md"  # card.smk: the release's card, with the evaluation when it is on
+EVAL_DIR = f"{RESULTS}/evaluation"  # evaluation.smk
+SCORES = f"{EVAL_DIR}/scores.json"
+SCORES_TABLE = f"{EVAL_DIR}/table.md"
 
 
 # ---- rules/seed_questions.smk
@@ -201,14 +215,15 @@ def local_source_files(sources):
     return [source["path"] for source in sources if "path" in source]
 
 
-def training_launch():
-    return {"nodes": config["training"]["nodes"], "processes_per_node": config["training"]["processes_per_node"]}
+def training_launch(nodes=None):
+    """Where a training job's ranks run: `nodes` (default training.nodes) x training.processes_per_node."""
+    return {"nodes": nodes or config["training"]["nodes"], "processes_per_node": config["training"]["processes_per_node"]}
 
 
-def training_resources():
-    """A multi-node training job asks Slurm for its nodes and one launcher task per node, and runs
-    its own srun (mpi); GPUs, memory and time per node come from the profile."""
-    nodes = config["training"]["nodes"]
+def training_resources(nodes=None):
+    """A multi-node training job (`nodes`, default training.nodes) asks Slurm for its nodes and one launcher
+    task per node, and runs its own srun (mpi); GPUs, memory and time per node come from the profile."""
+    nodes = nodes or config["training"]["nodes"]
     return {"nodes": nodes, "tasks": nodes, "tasks_per_gpu": 0, "mpi": "srun"} if nodes > 1 else {}
 
 
@@ -311,8 +326,82 @@ def release_settings():
     keys = ["seed", "generators", "generate", "filter", "difficulty", "respond", "reward"]
     settings = {key: config[key] for key in keys}
     settings["models"] = {key: config["models"][key]["path"] for key in sorted(config["models"])}
-    settings["release"] = {key: config["release"][key] for key in ("near_dup", "decontamination")}
+    settings["release"] = {"near_dup": NEAR_DUP, "decontamination": DECONTAMINATION}
     return settings
+
+
+# ---- rules/evaluation.smk
+
+
+def sft_pairs_file(dataset="{dataset}"):
+    return f"{EVAL_DIR}/datasets/{dataset}.jsonl"
+
+
+def sft_model_dir(model="{model}", dataset="{dataset}"):
+    return f"{EVAL_DIR}/sft/{model}/{dataset}/model"
+
+
+def eval_items_file(bench="{bench}"):
+    return f"{EVAL_DIR}/benchmarks/{bench}.parquet"
+
+
+def eval_answers_file(model="{model}", dataset="{dataset}", bench="{bench}", shard="{shard}"):
+    return f"{EVAL_DIR}/answers/{model}/{dataset}/{bench}/{shard}.parquet"
+
+
+def eval_shards(bench):
+    return shard_ids(EVALUATION["shards"].get(bench, 1), 1)
+
+
+def all_eval_answers():
+    return [eval_answers_file(row["label"], row["dataset"], bench, shard) for row in EVALUATION_ROWS
+            for bench in EVAL_BENCHMARKS for shard in eval_shards(bench)]
+
+
+def sft_data_inputs(wildcards):
+    """The release's files, a stage's shards, a local file, or the prefetched hub dataset."""
+    entry = EVALUATION["datasets"][wildcards.dataset]
+    if entry.get("release"):
+        return [RELEASE_DATA]
+    if entry.get("stage"):
+        return all_shard_files(entry["stage"])
+    return [entry["path"]] if entry.get("path") else prefetched()
+
+
+def eval_items_inputs(wildcards):
+    entry = EVAL_BENCHMARKS[wildcards.bench]
+    return [entry["path"]] if entry.get("path") else prefetched()
+
+
+def evaluated_model(wildcards):
+    """The evaluated model as a model param: a base model after its SFT on the dataset, or a reference
+    model as it is."""
+    if wildcards.dataset == NOT_FINE_TUNED:
+        return model_params(wildcards.model)
+    return trained_model(config, wildcards.model, sft_model_dir(wildcards.model, wildcards.dataset),
+                         f"{wildcards.model}-sft-{wildcards.dataset}", f"SFT on {wildcards.dataset}")
+
+
+def evaluated_model_inputs(wildcards):
+    if wildcards.dataset == NOT_FINE_TUNED:
+        return model_inputs(wildcards.model)
+    return [sft_model_dir(wildcards.model, wildcards.dataset)]
+
+
+def evaluated_model_gpus():
+    """An evaluation job's GPUs: its own model's (scalequest/gpu_jobs.py)."""
+    engine_rule("eval_answers")
+    return {"gpu": lambda wildcards: model_gpus(config["models"][wildcards.model])}
+
+
+def eval_seed(wildcards):
+    return derive_seed(config["seed"], "eval_answers", f"{wildcards.model}/{wildcards.dataset}/{wildcards.bench}",
+                       wildcards.shard)
+
+
+def evaluation_targets():
+    """The default target's evaluation files when the evaluation is on: the scores and their report page."""
+    return [SCORES, SCORES_TABLE, f"{REPORT_DIR}/evaluation.html"] if EVALUATION["enabled"] else []
 
 
 # ---- rules/report.smk

@@ -7,7 +7,7 @@ rule release:
         unpack(release_inputs),
     output:
         data=directory(RELEASE_DATA),
-        card=f"{RELEASE_DIR}/README.md",
+        card=f"{RESULTS}/card/release.md",  # the card without the evaluation; rule card writes README.md
         funnel=RELEASE_FUNNEL,
         contamination=f"{RELEASE_DIR}/contamination.jsonl",
         number_variants=f"{RELEASE_DIR}/number_variants.jsonl",
@@ -26,3 +26,20 @@ rule release:
         "../envs/cpu.yaml"
     script:
         "../scripts/release.py"
+
+
+# The release's README.md: the card, with the evaluation's table when the evaluation is on (it trains
+# on the release, so it cannot be in the release job's card).
+rule card:
+    input:
+        card=rules.release.output.card,
+        table=SCORES_TABLE if EVALUATION["enabled"] else [],
+    output:
+        RELEASE_CARD,
+    localrule: True
+    log:
+        f"{RESULTS}/logs/card.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/card.py"

@@ -27,3 +27,19 @@ rule report_files:
         "../envs/cpu.yaml"
     script:
         "../scripts/report_files.py"
+
+
+if EVALUATION["enabled"]:
+
+    rule report_evaluation:
+        input:
+            scores=SCORES,
+        output:
+            report_file("evaluation.html", "Evaluation", "evaluation.rst"),
+        localrule: True
+        log:
+            f"{RESULTS}/logs/report_evaluation.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/report_evaluation.py"

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from .atomic import write_text_atomic
 
 COLUMNS = {
     "id": "stable question id `{generator}-{shard}-{index}`",
@@ -187,3 +190,20 @@ Of the released pairs (lengths in characters; margin: best score minus the runne
 
 {examples or '(no pairs)'}
 """
+
+
+def card_with_evaluation(card: str, table: str | None) -> str:
+    """The release's card, with the evaluation's table (measured on this run) before its
+    Decontamination section when the evaluation ran."""
+    if table is None:
+        return card
+    section = ("## Evaluation\n\nMeasured on this run: base models fine-tuned on these pairs (and on the "
+               "other configured datasets), then scored zero-shot on the benchmarks.\n\n" + table.strip() + "\n\n")
+    before, marker, after = card.partition("## Decontamination")
+    return before + section + marker + after if marker else card + "\n" + section
+
+
+def write_card(card_path: str | Path, table_path: str | Path | None, out: str | Path) -> None:
+    """Rule card: the release job's card, with the evaluation's table (a Markdown file) when given."""
+    table = Path(table_path).read_text(encoding="utf-8") if table_path else None
+    write_text_atomic(out, card_with_evaluation(Path(card_path).read_text(encoding="utf-8"), table))

@@ -115,6 +115,7 @@ def validate_config(config: Mapping[str, Any]) -> dict:
     _check_api_models(filled)
     _check_builds_unique(filled)
     _check_local_models(filled)
+    _check_evaluation(filled)
     try:
         check_model_gpus(filled)
     except GpuConfigError as error:
@@ -155,6 +156,60 @@ def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     embedder = contamination_embedder(config)
     if embedder:
         yield "release.decontamination.embedding.model", embedder
+    evaluation = config["evaluation"]
+    for number, key in enumerate(evaluation["base_models"]):
+        yield f"evaluation.base_models[{number}]", key
+    for number, key in enumerate(reference_models(config)):
+        yield (f"evaluation.reference_models[{number}]" if evaluation["reference_models"] is not None
+               else "evaluation.reference_models (null: respond.model)"), key
+
+
+def reference_models(config: Mapping[str, Any]) -> list[str]:
+    """The model keys the evaluation scores as they are: `evaluation.reference_models`, or the solver."""
+    references = config["evaluation"]["reference_models"]
+    return [config["respond"]["model"]] if references is None else list(references)
+
+
+NOT_FINE_TUNED = "none"  # the dataset name of a model scored as it is
+
+
+def evaluation_rows(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every evaluated (model, dataset) row, in table order: each base model fine-tuned on each
+    dataset, then the reference models as they are (dataset "none"). `release`: the dataset is this
+    run's release (the paper's Table 1 stands beside such a row)."""
+    evaluation, models = config["evaluation"], config["models"]
+    rows = [{"label": key, "dataset": name, "base_path": models[key]["path"], "release": bool(entry.get("release"))}
+            for key in evaluation["base_models"] for name, entry in evaluation["datasets"].items()]
+    return rows + [{"label": key, "dataset": NOT_FINE_TUNED, "base_path": models[key]["path"], "release": False}
+                   for key in reference_models(config)]
+
+
+def sft_hyper(config: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The SFT hyper-parameters of a base model: `evaluation.sft.hyper` with its own `models.<key>`
+    values over them, and `packing`."""
+    sft = config["evaluation"]["sft"]
+    return {**sft["hyper"], **sft["models"].get(key, {}), "packing": sft["packing"]}
+
+
+def _check_evaluation(config: Mapping[str, Any]) -> None:
+    """Evaluated benchmarks are decontamination benchmarks with gold answers; per-model SFT settings
+    name a base model and hold valid hyper-parameters."""
+    evaluation = config["evaluation"]
+    declared = config["release"]["decontamination"]["benchmarks"]
+    for name in evaluation["benchmarks"]:
+        if name not in declared:
+            raise ConfigError(f"invalid config at 'evaluation.benchmarks': no benchmark '{name}' in "
+                              f"release.decontamination.benchmarks (declared: {', '.join(sorted(declared))})")
+        if not declared[name].get("answer_field"):
+            raise ConfigError(f"invalid config at 'release.decontamination.benchmarks.{name}.answer_field': the "
+                              "evaluation scores this benchmark, so it needs the field that holds the gold answers")
+    validator = jsonschema.Draft202012Validator(load_schema()["$defs"]["training_hyper"])
+    for key, own in evaluation["sft"]["models"].items():
+        if key not in evaluation["base_models"]:
+            raise ConfigError(f"invalid config at 'evaluation.sft.models.{key}': not in evaluation.base_models")
+        error = jsonschema.exceptions.best_match(validator.iter_errors({**evaluation["sft"]["hyper"], **own}))
+        if error is not None:
+            raise ConfigError(f"invalid config at 'evaluation.sft.models.{key}': {error.message}")
 
 
 def contamination_embedder(config: Mapping[str, Any]) -> str | None:

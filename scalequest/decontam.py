@@ -38,6 +38,16 @@ def benchmarks_in_use(benchmarks: Mapping[str, Mapping[str, Any]]) -> tuple[dict
     return used, absent
 
 
+GOLD_KEYS = ("answer_field", "answer_format")  # read by the evaluation only
+
+
+def question_sources(benchmarks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """The benchmark entries as the decontamination reads them, without the evaluation's gold-answer keys:
+    setting those re-runs none of its jobs."""
+    return {name: {key: value for key, value in entry.items() if key not in GOLD_KEYS}
+            for name, entry in benchmarks.items()}
+
+
 def load_benchmark(name: str, entry: Mapping[str, Any]) -> list[str]:
     """Every question of a configured benchmark, in file order. A local `path` is read when set
     (offline runs, tests); otherwise `hub` is loaded with `datasets` (its `subset` and `split`)."""

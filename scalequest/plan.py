@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .atomic import write_json_atomic, write_text_atomic
-from .config import contamination_embedder, contamination_judge
-from .gpu_jobs import job_gpus
+from .config import contamination_embedder, contamination_judge, evaluation_rows, sft_hyper
+from .gpu_jobs import job_gpus, model_gpus
 from .registry import PER_GPU, PER_JOB, planned_stages
 from .shards import shard_count
 
@@ -26,44 +26,51 @@ PAPER_TABLE = {
 # Stages the paper's table has no row of their own for: the difficulty labels and the scorer's
 # training are not in its code, and its "solvability & difficulty check" row is our filter row.
 PAPER_NOTES = {"difficulty_labels": "not in the paper's table", "difficulty_train": "not in the paper's table",
-               "difficulty": "in the paper's filter row", "model_matches": "not in the paper's table"}
+               "difficulty": "in the paper's filter row", "model_matches": "not in the paper's table",
+               "sft": "evaluation: not in the paper's table", "eval_answers": "evaluation: not in the paper's table"}
 SYNTHESIS_STAGES = tuple(stage.name for stage in planned_stages(PER_JOB) if stage.chain)  # the per-shard rows
 
 
 def _row(stage: str, jobs: int, samples: int, gpus: int, gpu_hours: float, job_hours: float,
-         plan_config: Mapping[str, Any], usd: float | None = None, lost_hours: float | None = None) -> dict[str, Any]:
+         plan_config: Mapping[str, Any], usd: float | None = None, lost_hours: float | None = None,
+         like: str | None = None) -> dict[str, Any]:
     """One row of the plan; the dollars are the GPU-hours' unless given (API requests). `lost_hours`: a
-    chunked job's expected wall time lost per interruption, half a chunk's."""
+    chunked job's expected wall time lost per interruption, half a chunk's. `like`: the stage whose mean
+    tokens it has (default its own)."""
     usd = gpu_hours * plan_config["gpu_hour_usd"] if usd is None else usd
-    return {"stage": stage, "jobs": jobs, "samples": samples, "tokens": samples * plan_config["mean_tokens"][stage],
+    return {"stage": stage, "jobs": jobs, "samples": samples,
+            "tokens": samples * plan_config["mean_tokens"][like or stage],
             "gpu_hours": round(gpu_hours, 1), "usd": round(usd, 1), "gpus_per_job": gpus,
             "hours_per_job": round(job_hours, 2),
             "hours_lost_per_interruption": None if lost_hours is None else round(lost_hours, 2),
             "paper": PAPER_TABLE.get(stage), "paper_note": PAPER_NOTES.get(stage)}
 
 
-def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any]) -> dict[str, Any]:
-    """A training stage: data parallel over the job's GPUs, at a throughput per GPU."""
-    gpus = plan_config["gpus_per_training_job"]
+def _training_stage(stage: str, jobs: int, samples: int, plan_config: Mapping[str, Any],
+                    nodes: int = 1) -> dict[str, Any]:
+    """A training stage: data parallel over the job's GPUs (`nodes` x gpus_per_training_job), at a
+    throughput per GPU."""
+    gpus = plan_config["gpus_per_training_job"] * nodes
     gpu_hours = samples / plan_config[PER_GPU][stage]
     return _row(stage, jobs, samples, gpus, gpu_hours, gpu_hours / (jobs * gpus), plan_config)
 
 
 def _engine_stage(stage: str, jobs: int, parts: list[tuple[int, int]], config: Mapping[str, Any], *,
-                  api: bool = False, per_prompt: int = 1) -> dict[str, Any]:
+                  api: bool = False, per_prompt: int = 1, like: str | None = None) -> dict[str, Any]:
     """An engine stage at a throughput per job, from (samples, GPUs per job) of each part with its own
     models (a generator's); an API optimizer costs dollars per request instead of GPUs. A chunk is
-    `chunk_size` prompts of `per_prompt` samples each (respond: n responses)."""
+    `chunk_size` prompts of `per_prompt` samples each (respond: n responses). `like`: the stage whose
+    throughput and mean tokens it has (default its own)."""
     plan_config = config["plan"]
     samples = sum(part for part, _ in parts)
     if api:
         return _row(stage, jobs, samples, 0, 0.0, 0.0, plan_config, usd=samples * plan_config["api_usd_per_request"])
-    throughput = plan_config[PER_JOB][stage]
+    throughput = plan_config[PER_JOB][like or stage]
     gpu_hours = sum(part * gpus for part, gpus in parts) / throughput
     job_samples = samples / jobs if jobs else 0
     return _row(stage, jobs, samples, max((gpus for _, gpus in parts), default=0), gpu_hours,
                 job_samples / throughput, plan_config,
-                lost_hours=0.5 * min(config["chunk_size"] * per_prompt, job_samples) / throughput)
+                lost_hours=0.5 * min(config["chunk_size"] * per_prompt, job_samples) / throughput, like=like)
 
 
 def _training_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -101,6 +108,27 @@ def _difficulty_training_stages(config: Mapping[str, Any]) -> list[dict[str, Any
             _training_stage("difficulty_train", 1, round(seeds * difficulty["scorer"]["hyper"]["epochs"]), plan_config)]
 
 
+def _evaluation_stages(config: Mapping[str, Any], pairs: int) -> list[dict[str, Any]]:
+    """SFT of each base model on each dataset (the release's expected `pairs`, another's `pairs` key),
+    and the evaluation's answers: every row's items x samples, at respond's throughput and tokens."""
+    evaluation, plan_config = config["evaluation"], config["plan"]
+    sizes = [pairs if entry.get("release") else entry.get("pairs", pairs) for entry in evaluation["datasets"].values()]
+    trained = sum(sft_hyper(config, key)["epochs"] * sum(sizes) for key in evaluation["base_models"])
+    rows = []
+    if trained:
+        rows.append(_training_stage("sft", len(evaluation["base_models"]) * len(sizes), round(trained), plan_config,
+                                    evaluation["sft"]["nodes"]))
+    benchmarks = evaluation["benchmarks"]
+    items = sum(plan_config["benchmark_items"].get(name, 1000) for name in benchmarks) * evaluation["samples"]
+    jobs = sum(evaluation["shards"].get(name, 1) for name in benchmarks)
+    evaluated = evaluation_rows(config)
+    if items and evaluated:
+        rows.append(_engine_stage("eval_answers", jobs * len(evaluated),
+                                  [(items, model_gpus(config["models"][row["label"]])) for row in evaluated],
+                                  config, per_prompt=evaluation["samples"], like="respond"))
+    return rows
+
+
 def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     """Per-stage estimates for the validated `config`; sizes after a filter use its expected keep rate."""
     keep = config["plan"]["keep_rates"]
@@ -130,16 +158,28 @@ def build_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if contamination_embedder(config) or contamination_judge(config):  # the screens with models: every best pair
         stages.append(_engine_stage("model_matches", shards, [(answered, job_gpus(config, "model_screen"))], config))
-    total_hours = sum(s["gpu_hours"] for s in stages)
+    evaluation = _evaluation_stages(config, answered)
     return {
         "questions": questions,
         "expected_pairs": answered,
         "stages": stages,
-        "total": {"jobs": sum(s["jobs"] for s in stages), "gpu_hours": round(total_hours, 1),
-                  "usd": round(sum(s["usd"] for s in stages), 1),
-                  "paper_gpu_hours": round(sum(p["gpu_hours"] for p in PAPER_TABLE.values()), 1),
+        "total": {**_sum(stages), "paper_gpu_hours": round(sum(p["gpu_hours"] for p in PAPER_TABLE.values()), 1),
                   "paper_usd": round(sum(p["usd"] for p in PAPER_TABLE.values()), 1)},
+        "evaluation": evaluation,  # apart: the paper's Table 3 is the synthesis alone
+        "total_with_evaluation": _sum(stages + evaluation),
     }
+
+
+def _sum(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"jobs": sum(s["jobs"] for s in rows), "gpu_hours": round(sum(s["gpu_hours"] for s in rows), 1),
+            "usd": round(sum(s["usd"] for s in rows), 1)}
+
+
+def _stage_line(s: Mapping[str, Any]) -> str:
+    paper = f"{s['paper']['gpu_hours']} | {s['paper']['usd']}" if s["paper"] else f"– ({s['paper_note']}) | –"
+    return (f"| {s['stage']} | {s['jobs']:,} | {s['samples']:,} | {s['tokens']:,} | {s['gpu_hours']:,} "
+            f"| {s['usd']:,} | {s['hours_per_job']} ({s['gpus_per_job']}) "
+            f"| {'–' if s['hours_lost_per_interruption'] is None else s['hours_lost_per_interruption']} | {paper} |")
 
 
 def render_plan(plan: Mapping[str, Any]) -> str:
@@ -150,15 +190,14 @@ def render_plan(plan: Mapping[str, Any]) -> str:
         "| stage | jobs | samples | tokens | GPU-h | $ | h/job (GPUs) | h lost/stop | paper GPU-h | paper $ |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in plan["stages"]:
-        paper = f"{s['paper']['gpu_hours']} | {s['paper']['usd']}" if s["paper"] else f"– ({s['paper_note']}) | –"
-        lines.append(f"| {s['stage']} | {s['jobs']:,} | {s['samples']:,} | {s['tokens']:,} | {s['gpu_hours']:,} "
-                     f"| {s['usd']:,} | {s['hours_per_job']} ({s['gpus_per_job']}) "
-                     f"| {'–' if s['hours_lost_per_interruption'] is None else s['hours_lost_per_interruption']} "
-                     f"| {paper} |")
     t = plan["total"]
+    lines += [_stage_line(s) for s in plan["stages"]]
     lines.append(f"| total | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | | {t['paper_gpu_hours']} "
                  f"| {t['paper_usd']} |")
+    if plan["evaluation"]:
+        t = plan["total_with_evaluation"]
+        lines += [_stage_line(s) for s in plan["evaluation"]]
+        lines.append(f"| total with evaluation | {t['jobs']:,} | | | {t['gpu_hours']:,} | {t['usd']:,} | | | | |")
     lines += ["", "Throughput, keep rates, mean tokens, GPUs per job and prices come from the config's `plan` "
               "section (defaults: the paper's Table 3; `snakemake calibrate` measures them from a run); a job's GPUs "
               "come from its model (tensor_parallel_size), and at the same throughput per job a job of N GPUs costs "
@@ -168,7 +207,9 @@ def render_plan(plan: Mapping[str, Any]) -> str:
               "flight (plus the model's load); choose `chunk_size` so that a chunk takes a few minutes, and at least "
               "4x the engine's concurrent sequences. "
               "QFT samples are the seed-question cap times epochs; qpo_rewrite costs API dollars when the "
-              "optimizer is an `openai` model."]
+              "optimizer is an `openai` model. The evaluation: sft trains each base model on each dataset's pairs "
+              "(the release's expected pairs) times epochs, at `samples_per_gpu_hour.sft`; eval_answers answers "
+              "every evaluated model's benchmark items (`benchmark_items`) at respond's throughput and tokens."]
     return "\n".join(lines) + "\n"
 
 

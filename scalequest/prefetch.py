@@ -25,9 +25,11 @@ def hub_items(config: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
                      for key in keys if key in config["models"] and is_hub_model(config["models"][key])}.items())
     sources = (list(config["seeds"]["sources"]) if uses_training(config, "qft") or config["difficulty"]["enabled"]
                else [])
-    decontamination = config["release"]["decontamination"]
-    if decontamination["enabled"]:
-        sources += [source for source in decontamination["benchmarks"].values() if not source.get("path")]
+    decontamination, evaluation = config["release"]["decontamination"], config["evaluation"]
+    benchmarks = set(decontamination["benchmarks"]) if decontamination["enabled"] else set()
+    benchmarks |= set(evaluation["benchmarks"])  # the evaluation reads its sets whether or not it decontaminates
+    sources += [decontamination["benchmarks"][name] for name in sorted(benchmarks)]
+    sources += list(evaluation["datasets"].values())
     datasets = {(s["hub"], s.get("subset"), s.get("split", "train")) for s in sources if "hub" in s and "path" not in s}
     return {"models": [{"repo": repo, "trust_remote_code": trust} for repo, trust in models],
             "datasets": [{"hub": hub, "subset": subset, "split": split} for hub, subset, split in sorted(

@@ -60,6 +60,17 @@ SAME_PROBLEM_PROMPT = (
 
 RESPONSE_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
+# The chat format of a base model whose tokenizer has none (Mistral-7B, Llama-3-8B): what SFT trains
+# it on and what the engines render for it. "User: ...\n\nAssistant: ...<eos>", as DeepSeekMath's.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}"
+    "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}"
+    "{% else %}{{ message['content'] + '\\n\\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
 
 def solvability_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": SOLVABILITY_PROMPT.format(question=question)}]

@@ -86,6 +86,16 @@ def _contamination_models(config: Mapping[str, Any], gen: str | None) -> list[st
     return [key for key in [contamination_embedder(config)] if key] + local_judge
 
 
+def _evaluated_models(config: Mapping[str, Any], gen: str | None) -> list[str]:
+    """The evaluation's models (SFT'd base models keep their engine settings); one job's is the first
+    part of its label `<model>/<dataset>/<benchmark>`."""
+    from .config import reference_models  # config imports this module (gpu_jobs)
+
+    if gen:
+        return [gen.split("/")[0]]
+    return sorted({*config["evaluation"]["base_models"], *reference_models(config)})
+
+
 def _model_at(*keys: str) -> ModelKeys:
     """The one model whose key is the config value at `keys`."""
     def models(config: Mapping[str, Any], gen: str | None) -> list[str]:
@@ -139,11 +149,18 @@ STAGES: tuple[Stage, ...] = (
     Stage("duplicates", Job("dedup", CPU)),
     Stage("benchmarks", Job("benchmark_index", LOCAL)),
     Stage("release", Job("release", CPU), schema="records:RELEASE"),
+    # What the data is worth: SFT of base models on the release (or other datasets), scored on the benchmarks.
+    Stage("sft_data", Job("sft_data", CPU)),  # evaluation/datasets: each dataset's pairs as JSONL
+    Stage("sft", Job("sft", TRAINING, 2880), plan=Plan(PER_GPU)),  # evaluation/sft/<model>/<dataset>/model
+    Stage("eval_items", Job("eval_items", CPU)),  # evaluation/benchmarks: items with gold answers
+    Stage("eval_answers", Job("eval_answers", ENGINE, 120, _evaluated_models), schema="evaluation.records:EVAL_ANSWERS",
+          chunks="questions"),  # evaluation/answers/<model>/<dataset>/<benchmark>/<shard>
+    Stage("evaluation", Job("evaluate", LOCAL)),  # evaluation/scores.json and table.md
 )
 # Rules that write no stage: the target, model and benchmark builds, fetching, checks, plan and report.
 SUPPORT_RULES = {"all": LOCAL, "prefetch": LOCAL, "check_optimizer": LOCAL, "build_tiny_lm": CPU,
                  "build_tiny_reward": CPU, "build_tiny_benchmark": CPU, "plan": LOCAL, "calibrate": LOCAL,
-                 "report_files": LOCAL}
+                 "report_files": LOCAL, "card": LOCAL, "report_evaluation": LOCAL}
 
 BY_NAME = {stage.name: stage for stage in STAGES}
 JOBS = {job.rule: job for s in STAGES for job in ((s.job,) if s.job else ()) + s.also}  # every rule writing a stage

@@ -137,6 +137,16 @@ def samples_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
                             f"<th>difficulty</th></tr></thead><tbody>{cells}</tbody></table>\n")
 
 
+def evaluation_table(scores_path: str | Path, path: str | Path) -> None:
+    """The evaluation's table of scores (evaluation.scores.table_rows) as HTML."""
+    from .evaluation.scores import table_rows
+
+    header, *rows = table_rows(json.loads(Path(scores_path).read_text(encoding="utf-8")))
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    write_text_atomic(path, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n")
+
+
 def interruptions(stats_paths: Sequence[str | Path], config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per checkpointed GPU stage, from its sidecars: shards, those that took more than one attempt, the
     attempts, the chunks resumed, and the GPU-hours spent and lost to interruptions (model loads and

@@ -135,6 +135,11 @@ CONFIG_YAML_CHOICES = {
     "difficulty.enabled": "the full run samples by difficulty",
     "release.decontamination.benchmarks.*.field": "each benchmark's own question field",
     "release.decontamination.benchmarks.*.split": "each benchmark's own split",
+    "release.decontamination.benchmarks.*.answer_format": "each benchmark's own gold-answer format",
+    "evaluation.enabled": "the full run closes the loop: its default target evaluates the release",
+    "evaluation.base_models": "the paper's four base models, keys of config.yaml's models",
+    "evaluation.benchmarks": "the benchmarks config.yaml declares",
+    "evaluation.sft.nodes": "a 7B model's SFT on 1M pairs x 3 epochs fits a 48 h limit on 2 nodes",
 }
 
 

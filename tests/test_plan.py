@@ -101,11 +101,14 @@ def test_slurm_profile_asks_for_what_the_plan_assumes(config):
     plan's throughput)."""
     resources = profile_resources()["set-resources"]
     assert set(rules_of(ENGINE)) | set(rules_of(TRAINING)) <= set(resources)
-    for stage in build_plan(config)["stages"]:
+    plan = build_plan(config)
+    assert [stage["stage"] for stage in plan["evaluation"]] == ["sft", "eval_answers"]
+    for stage in plan["stages"] + plan["evaluation"]:
         if stage["stage"] == "qpo_rewrite":  # an API optimizer: its time is the endpoint's
             continue
         asked = resources[stage["stage"]]
-        gpus = int(asked["gres"].rsplit(":", 1)[1]) if "gres" in asked else job_gpus(config, stage["stage"])
+        nodes = config["evaluation"]["sft"]["nodes"] if stage["stage"] == "sft" else 1  # gres is per node
+        gpus = int(asked["gres"].rsplit(":", 1)[1]) * nodes if "gres" in asked else job_gpus(config, stage["stage"])
         assert gpus == stage["gpus_per_job"], stage["stage"]
         assert first_attempt_minutes(asked["runtime"]) >= 1.5 * stage["hours_per_job"] * 60, stage["stage"]
         if "gres" not in asked:  # CPUs and memory per GPU, so that Slurm scales them with the GPUs
@@ -141,3 +144,24 @@ def test_slurm_profile_settings_come_from_one_place():
     assert custom["set-resources"]["generate"]["slurm_partition"] == "a100"
     assert custom["set-resources"]["generate"]["gpu_model"] == "a100"
     assert custom["set-resources"]["qft"]["gres"] == "gpu:a100:4"
+
+
+def test_plan_prices_the_evaluation_apart_from_the_papers_table(config):
+    """SFT: each base model on each dataset (the release's expected pairs, another's `pairs`) x its
+    epochs at samples_per_gpu_hour.sft on 2 nodes; answers: every evaluated model's benchmark items at
+    respond's throughput. The synthesis total stays the paper's table's."""
+    plan = build_plan(config)
+    sft, answers = plan["evaluation"]
+    assert (sft["stage"], sft["jobs"], sft["samples"], sft["gpus_per_job"]) == ("sft", 4, 12_000_000, 16)
+    assert sft["gpu_hours"] == pytest.approx(12_000_000 / 6250) and sft["hours_per_job"] == 30.0
+    items = 1319 + 5000 + 500 + 2818 + 675
+    assert (answers["jobs"], answers["samples"]) == (5 * 6, 5 * items)  # 4 SFT'd models + the solver; math in 2
+    assert answers["gpu_hours"] == pytest.approx(5 * items / 19920, abs=0.05)
+    assert plan["total_with_evaluation"]["gpu_hours"] == pytest.approx(
+        plan["total"]["gpu_hours"] + sft["gpu_hours"] + answers["gpu_hours"], abs=0.15)
+    config["evaluation"]["datasets"]["metamath"] = {"hub": "meta-math/MetaMathQA", "pairs": 395_000}
+    config["evaluation"]["sft"]["models"] = {"mistral-7b": {"epochs": 1}}
+    sft = build_plan(config)["evaluation"][0]
+    assert (sft["jobs"], sft["samples"]) == (8, (3 * 3 + 1) * 1_395_000)
+    table = render_plan(build_plan(config))
+    assert "| sft | 8 |" in table and "| total with evaluation |" in table

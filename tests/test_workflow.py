@@ -26,14 +26,17 @@ from conftest import (
 )
 from scalequest.chunks import chunks_dir
 from scalequest.decontaminate_cli import SCORES
+from scalequest.evaluation.pairs import write_pairs
 from scalequest.failure_injection import KILL_AFTER_CHUNKS_ENV
 from scalequest.funnel import SHARD_STAGES
+from scalequest.jsonl import read_rows
 from scalequest.records import REWARDED, read_shard
 from scalequest.stats import read_stats
 from scalequest.tiny.benchmark import HELDOUT_QUESTIONS
 
 LOCAL = ("--profile", "profiles/local")
 RELEASE = "results/tiny/release"
+EVALUATION = "results/tiny/evaluation"
 BENCHMARK_FILES = {"gsm8k": "gsm8k_test", "math": "math_test", "math500": "math500_test",
                    "college_math": "college_math_test", "olympiadbench": "olympiadbench_test"}
 
@@ -213,6 +216,7 @@ def test_report_renders_with_the_figures_embedded(hf_run):
     for figure in ("funnel", "lengths", "rewards", "difficulty", "contamination"):
         assert f"data:image/png;charset=utf8;filename={figure}.png;base64,iVBOR" in page  # a PNG, inline
     assert "filename=samples.html;base64," in page and "filename=config.yaml;base64," in page
+    assert "filename=evaluation.html;base64," in page
     funnel = json.loads((hf_run / RELEASE / "funnel.json").read_text())
     card = (hf_run / RELEASE / "README.md").read_text()
     for measure, summary in funnel["distributions"].items():  # the card's numbers are funnel.json's
@@ -238,6 +242,64 @@ def test_every_released_response_is_the_argmax_of_its_scores(hf_run):
 def test_second_run_gives_a_byte_identical_release(hf_run):
     run_snakemake(hf_run, *LOCAL, "--config", "results=results/again")
     assert release_bytes(hf_run / "results/again/release") == release_bytes(hf_run / RELEASE)
+    for name in ("scores.json", "table.md"):  # the evaluation's SFT and answers too
+        assert (hf_run / f"results/again/evaluation/{name}").read_bytes() == (hf_run / EVALUATION / name).read_bytes()
+
+
+def test_evaluation_scores_every_model_on_every_item(hf_run):
+    """The tiny LM before (none) and after SFT on the tiny release, on the demo's held-out benchmark: a
+    row per (model, dataset, benchmark), its accuracy recounted from the per-item records, over every item."""
+    evaluation = hf_run / EVALUATION
+    scores = json.loads((evaluation / "scores.json").read_text())
+    assert scores["benchmarks"] == {"tiny": {"items": HELDOUT_QUESTIONS}}
+    rows = [(row["label"], row["dataset"]) for row in scores["rows"]]
+    assert rows == [("tiny-lm", "scalequest"), ("tiny-lm", "none")]
+    for row in scores["rows"]:
+        shards = sorted((evaluation / "answers" / row["label"] / row["dataset"] / "tiny").glob("*.parquet"))
+        records = [record for shard in shards for record in pq.read_table(shard).to_pylist()]
+        assert sorted(record["item"] for record in records) == list(range(HELDOUT_QUESTIONS))
+        correct = sum(verdict == "correct" for record in records for verdict in record["verdicts"])
+        cell = row["scores"]["tiny"]
+        assert (cell["items"], cell["accuracy"]) == (HELDOUT_QUESTIONS, round(correct / HELDOUT_QUESTIONS, 6))
+        assert cell["ci95"][0] <= cell["accuracy"] <= cell["ci95"][1] and row["paper"] is None
+        counters = [read_stats(shard.with_name(shard.stem + ".stats.json"))["counters"] for shard in shards]
+        assert sum(c.get("correct", 0) for c in counters) == correct
+        assert sum(sum(c[v] for v in c if v != "generated_tokens") for c in counters) == HELDOUT_QUESTIONS
+    released = json.loads((hf_run / RELEASE / "funnel.json").read_text())["released_pairs"]
+    metrics = json.loads((evaluation / "sft/tiny-lm/scalequest/model/training_metrics.json").read_text())
+    assert metrics["kind"] == "sft" and metrics["train_pairs"] + metrics["held_out_pairs"] == released
+    card = (hf_run / RELEASE / "README.md").read_text()
+    assert "## Evaluation" in card and "| tiny-lm | scalequest |" in card and "| tiny-lm | none |" in card
+
+
+def test_a_stage_of_the_run_is_an_sft_dataset_too(hf_run, tmp_path):
+    """The Figure 5 ablation's datasets: the best pairs before dedup and decontamination, and each
+    question's first response (no reward filtering); adding one plans its SFT and answers only."""
+    results = hf_run / "results/tiny"
+    for stage in ("respond", "best"):
+        shards = sorted((results / stage).glob("*/*.parquet"))
+        funnel = write_pairs(stage, {"stage": stage}, [str(shard) for shard in shards], tmp_path / f"{stage}.jsonl")
+        records = [record for shard in shards for record in pq.read_table(shard).to_pylist()]
+        pairs = read_rows(tmp_path / f"{stage}.jsonl")
+        assert funnel.kept == len(pairs) == len(records) > 0
+        first = records[0]["responses"][0] if stage == "respond" else records[0]["response"]
+        assert pairs[0] == {"question": records[0]["question"], "response": first}
+    workdir = copy_run(hf_run, tmp_path / "ablation")
+    plan = run_snakemake(workdir, *LOCAL, "-n", "--config",
+                         "evaluation={datasets: {first_responses: {stage: respond}}}")
+    assert job_counts(plan.stdout) == {"all": 1, "card": 1, "eval_answers": 2, "evaluate": 1, "report_evaluation": 1,
+                                       "sft": 1, "sft_data": 1, "total": 8}
+
+
+def test_a_new_sft_learning_rate_reruns_that_models_sft_and_answers_only(hf_run, tmp_path):
+    """The reference model's answers (dataset none) and the whole synthesis stay; SFT, its answers and
+    what shows the scores run again."""
+    workdir = copy_run(hf_run, tmp_path / "lr")
+    plan = run_snakemake(workdir, *LOCAL, "-n", "--config",
+                         "evaluation={sft: {models: {tiny-lm: {learning_rate: 0.0001}}}}")
+    assert job_counts(plan.stdout) == {"all": 1, "card": 1, "eval_answers": 2, "evaluate": 1,
+                                       "report_evaluation": 1, "sft": 1, "total": 7}
+    assert "answers/tiny-lm/none/" not in plan.stdout
 
 
 def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf_run, tmp_path):
@@ -249,13 +311,18 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf
     results = workdir / "results/tiny"
     (results / "generate/qwen2-math/00001.parquet").unlink()
     plan = run_snakemake(workdir, *LOCAL, "-n")
-    # The keep rates are gathered again (from identical scores), without re-drawing the other shards.
+    # The keep rates are gathered again (from identical scores), without re-drawing the other shards. The release
+    # is made again, so is what trains on it (Snakemake goes by file times): the SFT and its answers, not the
+    # reference model's.
     bands = tiny_config()["release"]["near_dup"]["bands"]
+    evaluation = {"sft_data": 1, "sft": 1, "eval_answers": 2, "evaluate": 1, "card": 1, "report_evaluation": 1}
     assert job_counts(plan.stdout) == {"generate": 1, "filter": 1, "difficulty": 1, "difficulty_gather": 1,
                                        "respond": 1, "reward": 1, "screen": 1, "minhash_list": 1, "lsh_band": bands,
-                                       "dedup": 1, "release": 1, "report_files": 1, "all": 1, "total": 12 + bands}
+                                       "dedup": 1, "release": 1, "report_files": 1, "all": 1, **evaluation,
+                                       "total": 12 + bands + 7}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
+    assert "answers/tiny-lm/none/" not in plan.stdout
     env = user_env(**{KILL_AFTER_CHUNKS_ENV: "generate:2,respond:2,reward:2"})
     for stage in ("generate", "respond", "reward"):
         killed = run_snakemake(workdir, *LOCAL, env=env, check=False)
@@ -316,6 +383,25 @@ def test_full_scale_dry_run_plans_without_models(tmp_path):
     assert {rule: counts[rule] for rule in training} == training
     assert {rule: counts[rule] for rule in {**shard_stages, **release_stages}} == {**shard_stages, **release_stages}
     assert counts["total"] == sum(count for rule, count in counts.items() if rule != "total")
+
+
+def test_full_scale_evaluate_dry_run_plans_sft_on_whole_nodes(tmp_path):
+    """`snakemake evaluate -n --profile slurm` at full scale, with no GPU, network or Slurm: an SFT job per
+    base model x dataset on whole nodes (srun across them), an answers job per evaluated model x benchmark
+    shard."""
+    workdir = copy_workflow(tmp_path / "full")
+    plan = run_snakemake(workdir, "evaluate", "-n", "--profile", "slurm", timeout=300)
+    counts = job_counts(plan.stdout)
+    evaluation = full_config()["evaluation"]
+    models = len(evaluation["base_models"]) * len(evaluation["datasets"]) + 1  # and the solver as it is
+    shards = sum(evaluation["shards"].get(name, 1) for name in evaluation["benchmarks"])
+    assert {rule: counts[rule] for rule in ("sft_data", "sft", "eval_items", "eval_answers", "evaluate")} == {
+        "sft_data": 1, "sft": 4, "eval_items": 5, "eval_answers": models * shards, "evaluate": 1}
+    sft_resources = re.findall(r"rule sft:\n(?:    .*\n)*?    resources: (.*)", plan.stdout)
+    assert len(sft_resources) == 4
+    assert all("nodes=2" in line and "gres=gpu:8" in line and "mpi=srun" in line for line in sft_resources)
+    answers_resources = re.findall(r"rule eval_answers:\n(?:    .*\n)*?    resources: (.*)", plan.stdout)
+    assert len(answers_resources) == models * shards and all("gpu=1" in line for line in answers_resources)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from ..models import ModelSpec
+from ..prompts import PLAIN_CHAT_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,10 @@ class _TokenizingEngine(Engine):
     tokenizer: Any
 
     def render_chat(self, messages: list[dict[str, str]], *, add_generation_prompt: bool) -> str:
-        """Messages → the model's own chat text."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        """Messages → the model's own chat text (prompts.PLAIN_CHAT_TEMPLATE for a model without one)."""
+        template = None if self.tokenizer.chat_template else PLAIN_CHAT_TEMPLATE
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                                  chat_template=template)
 
     def encode(self, text: str) -> list[int]:
         """Token ids as the model expects them: special tokens (BOS) added unless a chat

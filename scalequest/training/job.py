@@ -15,13 +15,14 @@ METRICS_FILE = "training_metrics.json"
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One QFT, QPO or difficulty-scorer run. `hyper` holds the config's hyper-parameters for that kind."""
+    """One QFT, QPO, difficulty-scorer or evaluation SFT run. `hyper`: the config's hyper-parameters for that kind."""
 
-    kind: str                  # "qft", "qpo" (DPO on preference pairs) or "scorer"
+    kind: str                  # "qft", "qpo" (DPO on preference pairs), "scorer" or "sft" (evaluation)
     base_model: str            # the model to fine-tune (DPO: also its reference)
-    data: str | list[str]      # seed questions (QFT, JSONL), preference pairs (DPO) or label shards (scorer)
+    data: str | list[str]      # seed questions (QFT, JSONL), preference pairs (DPO), label shards (scorer) or
+    #                            question/response pairs (SFT, JSONL)
     output_dir: str            # where rank 0 saves the model and its tokenizer
-    prompt_style: str | None   # the generator chat format (QFT, DPO); None for the scorer
+    prompt_style: str | None   # the generator chat format (QFT, DPO); None for the scorer and SFT
     hyper: dict[str, Any]
     seed: int
     deepspeed: str = "none"    # none | zero2 | zero3

@@ -63,7 +63,8 @@ def launch_command(launch: Launch, job: TrainJob, job_file: str | Path) -> list[
     if launch.nodes > 1:
         if "SLURM_JOB_ID" not in os.environ:
             raise TrainingError(f"{launch.nodes} nodes asked for, but this is not a Slurm job: multi-node "
-                                "training runs through srun (set training.nodes to 1 to train on one machine)")
+                                "training runs through srun (set training.nodes, or evaluation.sft.nodes for the "
+                                "evaluation's SFT, to 1 to train on one machine)")
         port = 20000 + int(os.environ["SLURM_JOB_ID"]) % 20000  # one rendezvous port per job
         return ["srun", f"--nodes={launch.nodes}", f"--ntasks={launch.nodes}", "--ntasks-per-node=1",
                 sys.executable, "-m", "torch.distributed.run", f"--nnodes={launch.nodes}",

@@ -3,9 +3,9 @@ that opens a user turn, it writes a question. The prefix is masked from the loss
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
 
-from ..prompts import PROMPT_STYLES
+from ..prompts import PLAIN_CHAT_TEMPLATE, PROMPT_STYLES
 from ..seeds import read_seeds
 from .arguments import first_and_last, trl_kwargs
 from .distributed import init_distributed
@@ -33,27 +33,36 @@ def question_rows(questions: list[str], prompt_style: str, eos: str) -> list[dic
 def train_qft(job: TrainJob) -> dict[str, Any]:
     """Fine-tune `job.base_model` on the seed questions; returns metrics (held-out loss before
     and after). Every rank calls this; rank 0 saves model and tokenizer to `job.output_dir`."""
+    questions = [row["question"] for row in read_seeds(job.data)]
+    train, held_out = split_held_out(questions, job.hyper["eval_fraction"], job.seed)
+    metrics = fine_tune(job, train, held_out,
+                        lambda tokenizer, part: question_rows(part, job.prompt_style, tokenizer.eos_token))
+    return {"train_questions": len(train), "held_out_questions": len(held_out), **metrics}
+
+
+def fine_tune(job: TrainJob, train: list, held_out: list, rows: Callable[[Any, list], list[dict]]) -> dict[str, Any]:
+    """TRL's SFT of `job.base_model` on prompt/completion rows (`rows(tokenizer, examples)`; the prompt is
+    masked from the loss), the held-out loss logged before and after; rank 0 saves model and tokenizer.
+    A tokenizer without a chat template gets prompts.PLAIN_CHAT_TEMPLATE, saved with the model."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    questions = [row["question"] for row in read_seeds(job.data)]
-    train, held_out = split_held_out(questions, job.hyper["eval_fraction"], job.seed)
     args = SFTConfig(packing=job.hyper["packing"], completion_only_loss=True,
                      **trl_kwargs(job, evaluate=bool(held_out)))
     init_distributed(job)
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
     trainer = SFTTrainer(
         model=job.base_model, args=args, processing_class=tokenizer,
-        train_dataset=Dataset.from_list(question_rows(train, job.prompt_style, tokenizer.eos_token)),
-        eval_dataset=(Dataset.from_list(question_rows(held_out, job.prompt_style, tokenizer.eos_token))
-                      if held_out else None),
+        train_dataset=Dataset.from_list(rows(tokenizer, train)),
+        eval_dataset=Dataset.from_list(rows(tokenizer, held_out)) if held_out else None,
     )
     result = trainer.train()
     before, after = first_and_last(trainer.state.log_history, "eval_loss")
-    metrics = {"train_questions": len(train), "held_out_questions": len(held_out), "train_loss": result.training_loss,
-               "steps": result.global_step, "held_out_loss_before": before, "held_out_loss_after": after}
     trainer.save_model(job.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(job.output_dir)
-    return metrics
+    return {"train_loss": result.training_loss, "steps": result.global_step, "held_out_loss_before": before,
+            "held_out_loss_after": after}

@@ -22,11 +22,15 @@ def run(job: TrainJob) -> dict:
         from .dpo import train_dpo
 
         return train_dpo(job)
+    if job.kind == "sft":
+        from .sft import train_sft
+
+        return train_sft(job)
     if job.kind == "scorer":
         from .scorer import train_scorer
 
         return train_scorer(job)
-    raise ValueError(f"unknown training kind '{job.kind}' (qft, qpo or scorer)")
+    raise ValueError(f"unknown training kind '{job.kind}' (qft, qpo, scorer or sft)")
 
 
 def placement() -> str:
