@@ -288,18 +288,20 @@ def test_a_stage_of_the_run_is_an_sft_dataset_too(hf_run, tmp_path):
     plan = run_snakemake(workdir, *LOCAL, "-n", "--config",
                          "evaluation={datasets: {first_responses: {stage: respond}}}")
     assert job_counts(plan.stdout) == {"all": 1, "card": 1, "eval_answers": 2, "evaluate": 1, "report_evaluation": 1,
-                                       "sft": 1, "sft_data": 1, "total": 8}
+                                       "report_files": 1, "sft": 1, "sft_data": 1, "total": 9}
+    assert "dataset=none" not in plan.stdout and "dataset=scalequest" not in plan.stdout
 
 
 def test_a_new_sft_learning_rate_reruns_that_models_sft_and_answers_only(hf_run, tmp_path):
     """The reference model's answers (dataset none) and the whole synthesis stay; SFT, its answers and
     what shows the scores run again."""
     workdir = copy_run(hf_run, tmp_path / "lr")
-    plan = run_snakemake(workdir, *LOCAL, "-n", "--config",
-                         "evaluation={sft: {models: {tiny-lm: {learning_rate: 0.0001}}}}")
-    assert job_counts(plan.stdout) == {"all": 1, "card": 1, "eval_answers": 2, "evaluate": 1,
-                                       "report_evaluation": 1, "sft": 1, "total": 7}
-    assert "answers/tiny-lm/none/" not in plan.stdout
+    (workdir / "my.yaml").write_text("evaluation: {sft: {models: {tiny-lm: {learning_rate: 0.0001}}}}\n")
+    plan = run_snakemake(workdir, *LOCAL, "-n", "--configfile", "my.yaml")
+    # report_files too: the report's config page shows the new setting
+    assert job_counts(plan.stdout) == {"all": 1, "card": 1, "eval_answers": 2, "evaluate": 1, "report_evaluation": 1,
+                                       "report_files": 1, "sft": 1, "total": 8}
+    assert "dataset=none" not in plan.stdout and "wildcards: model=tiny-lm, dataset=scalequest" in plan.stdout
 
 
 def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf_run, tmp_path):
@@ -322,7 +324,7 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf
                                        "total": 12 + bands + 7}
     wildcards = {line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("wildcards: gen")}
     assert wildcards == {"wildcards: gen=qwen2-math, shard=00001"}  # and every LSH band (all shards' buckets)
-    assert "answers/tiny-lm/none/" not in plan.stdout
+    assert "dataset=none" not in plan.stdout  # the reference model's answers stay
     env = user_env(**{KILL_AFTER_CHUNKS_ENV: "generate:2,respond:2,reward:2"})
     for stage in ("generate", "respond", "reward"):
         killed = run_snakemake(workdir, *LOCAL, env=env, check=False)
