@@ -368,6 +368,11 @@ def sft_data_inputs(wildcards):
     return [entry["path"]] if entry.get("path") else prefetched()
 
 
+def sft_dataset_entry(wildcards):
+    """A dataset's entry without `pairs`, its size for the plan: setting that re-runs no SFT."""
+    return {key: value for key, value in EVALUATION["datasets"][wildcards.dataset].items() if key != "pairs"}
+
+
 def eval_items_inputs(wildcards):
     entry = EVAL_BENCHMARKS[wildcards.bench]
     return [entry["path"]] if entry.get("path") else prefetched()

@@ -12,7 +12,7 @@ rule sft_data:
     wildcard_constraints:
         dataset="|".join(re.escape(name) for name in EVALUATION["datasets"]) or "^$",
     params:
-        entry=lambda w: EVALUATION["datasets"][w.dataset],
+        entry=sft_dataset_entry,
     log:
         f"{RESULTS}/logs/sft_data/{{dataset}}.log",
     conda:
