@@ -15,7 +15,7 @@ from scalequest.answers import last_box
 from scalequest.config import ConfigError, load_config_files, merge_into, validate_config
 from scalequest.engines import Completion
 from scalequest.evaluation.items import load_items, write_items
-from scalequest.evaluation.records import EVAL_ANSWERS
+from scalequest.evaluation.records import EVAL_ANSWERS, VERDICTS
 from scalequest.evaluation.scores import collect_scores, render_table, wilson_interval
 from scalequest.models import ModelSpec
 from scalequest.records import to_table, write_shard
@@ -132,7 +132,8 @@ def test_scores_are_recounted_from_the_records_and_cover_every_item(tmp_path):
     assert (cell["items"], cell["correct"], cell["accuracy"]) == (4, 2.0, 0.5)
     assert cell["pass@3"] == 0.75 and cell["maj@3"] == 0.5 and cell["verdicts"] == {"correct": 6, "wrong": 6}
     table = render_table(scores)
-    assert "| Qwen/Qwen2-Math-7B | mine | 50.0 (" in table and "↳ paper, Table 1" in table
+    assert "| Qwen/Qwen2-Math-7B | mine | 50.0 (" in table and "; pass@3 75.0, maj@3 50.0 |" in table
+    assert "↳ paper, Table 1" in table
     write_shard(to_table(answer_rows("Qwen/Qwen2-Math-7B", "mine", [1, 1, 1]), EVAL_ANSWERS), EVAL_ANSWERS, shard)
     with pytest.raises(ValueError, match="the records hold 3 items, not each of the benchmark's 4 once"):
         collect_scores(answer_paths=[shard], item_paths={"b": items}, rows=rows, samples=1, absent={})
@@ -210,6 +211,29 @@ def sft_one_process(tiny_models, facts_task, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sft_two_ranks_zero3(tiny_models, facts_task, tmp_path_factory):
     return sft_run(tiny_models, facts_task, tmp_path_factory.mktemp("sft-2"), 2, "zero3")
+
+
+def test_k_samples_give_pass_and_majority_at_k(tiny_models, facts_task, tmp_path):
+    """Sampled answers (temperature 1): k responses per item, each graded, and the table's pass@k and maj@k."""
+    spec = ModelSpec(key="base", path=str(tiny_models / "tiny-lm"), engine="hf", dtype="float32", max_model_len=512,
+                     batch_size=16)
+    out = tmp_path / "k.parquet"
+    stats = evaluate_shard(items_path=facts_task / "items.parquet", shard="00001", shards=2, model=spec, label="base",
+                           dataset="none", samples=4, sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": 48},
+                           seed=2, chunk_size=16, out=out)
+    records = pq.read_table(out).to_pylist()
+    assert [record["item"] for record in records] == list(range(24, 48)) and stats.questions.kept == 24
+    assert all(len(record["responses"]) == len(record["verdicts"]) == 4 for record in records)
+    assert sum(stats.counters[verdict] for verdict in VERDICTS) == 4 * 24
+    assert len({record["responses"][0] for record in records}) > 1  # sampled, not one greedy text
+    rows = [{"label": "base", "dataset": "none", "base_path": "x", "release": False}]
+    answers = [out, tmp_path / "k0.parquet"]
+    evaluate_shard(items_path=facts_task / "items.parquet", shard="00000", shards=2, model=spec, label="base",
+                   dataset="none", samples=4, sampling={"temperature": 1.0, "top_p": 1.0, "max_tokens": 48},
+                   seed=3, chunk_size=16, out=answers[1])
+    cell = collect_scores(answer_paths=answers, item_paths={"facts": facts_task / "items.parquet"}, rows=rows,
+                          samples=4, absent={})["rows"][0]["scores"]["facts"]
+    assert cell["items"] == 48 and cell["pass@4"] >= cell["accuracy"] and 0 <= cell["maj@4"] <= cell["pass@4"]
 
 
 @pytest.mark.parametrize("run, ranks, deepspeed", [("sft_one_process", 1, "none"), ("sft_two_ranks_zero3", 2, "zero3")])

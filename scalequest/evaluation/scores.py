@@ -86,12 +86,13 @@ def _percent(value: float) -> str:
 
 def table_rows(scores: Mapping[str, Any]) -> list[list[str]]:
     """The table's header and rows as text cells: a row per (model, dataset), a column per benchmark and
-    their average; each cell the accuracy in percent with its 95% interval and the number of items; the
-    paper's Table 1 row beneath each row it reports."""
-    names = list(scores["benchmarks"])
+    their average; each cell the accuracy in percent with its 95% interval and the number of items (and
+    with k samples, pass@k and maj@k); the paper's Table 1 row beneath each row it reports."""
+    names, k = list(scores["benchmarks"]), scores["samples"]
     rows = [["model", "fine-tuned on", *names, "average"]]
     for row in scores["rows"]:
         cells = [f"{_percent(c['accuracy'])} ({_percent(c['ci95'][0])}–{_percent(c['ci95'][1])}, n={c['items']})"
+                 + (f"; pass@{k} {_percent(c[f'pass@{k}'])}, maj@{k} {_percent(c[f'maj@{k}'])}" if k > 1 else "")
                  for c in (row["scores"][name] for name in names)]
         rows.append([row["label"], row["dataset"], *cells, _percent(row["average"])])
         if row["paper"]:
