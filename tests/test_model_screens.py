@@ -140,14 +140,16 @@ def test_a_yes_is_a_match_and_a_no_or_no_verdict_is_not(benchmarks):
 
 def test_model_screens_in_the_workflow(demo_run, tmp_path):
     """The demo run again with the embedding screen and the judge on (the tiny LM for both): only the
-    model_screen jobs and the release run; the release drops what they found, by screen."""
+    model_screen jobs, the release and what reads it run; the release drops what they found, by screen."""
     workdir = copy_run(demo_run, tmp_path / "wf")
     (workdir / "screens.yaml").write_text(
         "release: {decontamination: {embedding: {model: tiny-lm, min_cosine: 0.999}, judge: {enabled: true, "
         "min_joint: 0.5, sampling: {max_tokens: 48}}}}\n")
     screens = ("--profile", "profiles/local", "--configfile", "screens.yaml")
     plan = job_counts(run_snakemake(workdir, *screens, "-n").stdout)
-    assert set(plan) - {"total"} == {"model_screen", "release", "report_files", "all"}, plan
+    # and what reads the release: its card, and the evaluation's SFT on it with its answers and table
+    evaluation = {"sft_data", "sft", "eval_answers", "evaluate", "report_evaluation"}
+    assert set(plan) - {"total"} == {"model_screen", "release", "card", "report_files", "all", *evaluation}, plan
     run_snakemake(workdir, *screens, env=user_env())
     results = workdir / "results/tiny"
     sidecars = [json.loads(path.read_text()) for path in sorted((results / "model_matches").glob("*/*.stats.json"))]

@@ -14,11 +14,14 @@ from scalequest.config import load_config_files, validate_config
 from scalequest.prefetch import OFFLINE_ENV, hub_items
 
 
-def test_full_scale_run_needs_four_models_and_seven_datasets():
+def test_full_scale_run_needs_seven_models_and_seven_datasets():
+    """The synthesis' four models, and the evaluation's base models (DeepSeekMath-7B-base is also the
+    difficulty scorer's)."""
     items = hub_items(validate_config(yaml.safe_load((REPO / "config.yaml").read_text())))
     assert [m["repo"] for m in items["models"]] == [
-        "Qwen/Qwen2-Math-7B-Instruct", "deepseek-ai/deepseek-math-7b-base", "deepseek-ai/deepseek-math-7b-rl",
-        "internlm/internlm2-7b-reward"]
+        "Qwen/Qwen2-Math-7B", "Qwen/Qwen2-Math-7B-Instruct", "deepseek-ai/deepseek-math-7b-base",
+        "deepseek-ai/deepseek-math-7b-rl", "internlm/internlm2-7b-reward", "meta-llama/Meta-Llama-3-8B",
+        "mistralai/Mistral-7B-v0.1"]
     assert {m["repo"]: m["trust_remote_code"] for m in items["models"]}["internlm/internlm2-7b-reward"] is True
     assert {(d["hub"], d["split"]) for d in items["datasets"]} == {
         ("openai/gsm8k", "train"), ("openai/gsm8k", "test"), ("DigitalLearningGmbH/MATH-lighteval", "train"),
@@ -51,6 +54,7 @@ def test_hub_readers_wait_for_the_prefetch(tmp_path):
     plan = run_snakemake(workdir, "-n", timeout=120).stdout
     assert "rule prefetch:" in plan
     blocks = plan.split("\n\n")
-    for rule in ("seed_questions", "generate", "filter", "difficulty_labels", "respond", "reward", "benchmark_index"):
+    for rule in ("seed_questions", "generate", "filter", "difficulty_labels", "respond", "reward", "benchmark_index",
+                 "sft", "eval_items"):
         block = next(b for b in blocks if f"rule {rule}:" in b)
         assert "results/prefetch.json" in block.split("input:")[1].split("\n")[0], block
