@@ -17,7 +17,7 @@ import numpy as np
 from .arrays import concatenated_ranges
 from .jsonl import InputFileError
 from .ngrams import ngram_sets
-from .sources import SourceError, load_source
+from .sources import SourceError, load_source_with_answers
 
 
 class BenchmarkError(ValueError):
@@ -51,10 +51,20 @@ def question_sources(benchmarks: Mapping[str, Mapping[str, Any]]) -> dict[str, d
 def load_benchmark(name: str, entry: Mapping[str, Any]) -> list[str]:
     """Every question of a configured benchmark, in file order. A local `path` is read when set
     (offline runs, tests); otherwise `hub` is loaded with `datasets` (its `subset` and `split`)."""
+    return [question for question, _ in load_benchmark_records(name, entry)]
+
+
+def load_benchmark_records(name: str, entry: Mapping[str, Any],
+                           answer_field: str | None = None) -> list[tuple[str, str | None]]:
+    """(question, the text of `answer_field`, or None) of every item of a configured benchmark, in file
+    order; read as load_benchmark reads its questions. BenchmarkError names the config key."""
     key = f"release.decontamination.benchmarks.{name}"
-    source = {"path": entry["path"], "field": entry["field"]} if entry.get("path") else dict(entry)
+    source = ({"path": entry["path"], "field": entry["field"]} if entry.get("path")
+              else {k: v for k, v in entry.items() if k not in GOLD_KEYS})
+    if answer_field:
+        source["answer_field"] = answer_field
     try:
-        return load_source({**source, "name": name})
+        return load_source_with_answers({**source, "name": name})
     except FileNotFoundError as err:
         raise BenchmarkError(f"{key}.path: {err.filename}: no such file") from None
     except (InputFileError, SourceError, OSError) as err:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from .atomic import atomic_path, write_text_atomic
+from .evaluation.scores import table_rows
 from .gpu_jobs import job_gpus
 from .registry import job_of
 
@@ -139,8 +140,6 @@ def samples_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
 
 def evaluation_table(scores_path: str | Path, path: str | Path) -> None:
     """The evaluation's table of scores (evaluation.scores.table_rows) as HTML."""
-    from .evaluation.scores import table_rows
-
     header, *rows = table_rows(json.loads(Path(scores_path).read_text(encoding="utf-8")))
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)

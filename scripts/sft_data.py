@@ -5,5 +5,5 @@ if __name__ == "__main__":
 
     sm = snakemake  # noqa: F821
     with rule_job(sm):
-        funnel = write_pairs(sm.wildcards.dataset, sm.params.entry, list(sm.input), sm.output.pairs)
+        funnel = write_pairs(sm.wildcards.dataset, sm.params.entry, list(sm.input), sm.output.pairs, sm.output.stats)
         print(f"{sm.wildcards.dataset}: {funnel.kept} pairs ({funnel.total - funnel.kept} empty ones dropped)")

@@ -278,7 +278,8 @@ def test_a_stage_of_the_run_is_an_sft_dataset_too(hf_run, tmp_path):
     results = hf_run / "results/tiny"
     for stage in ("respond", "best"):
         shards = sorted((results / stage).glob("*/*.parquet"))
-        funnel = write_pairs(stage, {"stage": stage}, [str(shard) for shard in shards], tmp_path / f"{stage}.jsonl")
+        funnel = write_pairs(stage, {"stage": stage}, [str(shard) for shard in shards], tmp_path / f"{stage}.jsonl",
+                             tmp_path / f"{stage}.stats.json")
         records = [record for shard in shards for record in pq.read_table(shard).to_pylist()]
         pairs = read_rows(tmp_path / f"{stage}.jsonl")
         assert funnel.kept == len(pairs) == len(records) > 0

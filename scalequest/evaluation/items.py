@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..answers import gold_answer
-from ..decontam import BenchmarkError
-from ..jsonl import InputFileError
+from ..decontam import BenchmarkError, load_benchmark_records
 from ..records import read_shard, to_table, write_shard
-from ..sources import SourceError, load_source_with_answers
 from ..stats import ShardStats, stats_path, write_stats
 from .records import EVAL_ITEMS
 
@@ -17,17 +15,10 @@ from .records import EVAL_ITEMS
 def load_items(name: str, entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every item of a configured benchmark with its gold final answer (None where its answer field
     holds none), in file order. The entry needs `answer_field`; `answer_format` says how to read it."""
-    key = f"release.decontamination.benchmarks.{name}"
     if not entry.get("answer_field"):
-        raise BenchmarkError(f"{key}.answer_field: not set; the evaluation needs each benchmark's gold answers")
-    source = ({"path": entry["path"], "field": entry["field"]} if entry.get("path")
-              else {k: entry[k] for k in ("hub", "subset", "split", "field") if k in entry})
-    try:
-        records = load_source_with_answers({**source, "name": name, "answer_field": entry["answer_field"]})
-    except FileNotFoundError as err:
-        raise BenchmarkError(f"{key}.path: {err.filename}: no such file") from None
-    except (InputFileError, SourceError, OSError) as err:
-        raise BenchmarkError(f"{key}: {err}") from None
+        raise BenchmarkError(f"release.decontamination.benchmarks.{name}.answer_field: not set; the evaluation "
+                             "needs each benchmark's gold answers")
+    records = load_benchmark_records(name, entry, entry["answer_field"])
     return [{"id": f"{name}-{index}", "benchmark": name, "item": index, "question": question,
              "gold": None if text is None else gold_answer(text, entry["answer_format"])}
             for index, (question, text) in enumerate(records)]

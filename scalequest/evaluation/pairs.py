@@ -54,7 +54,8 @@ def load_pairs(name: str, entry: Mapping[str, Any], inputs: list[str]) -> list[t
         raise DatasetError(f"{key}: {err}") from None
 
 
-def write_pairs(name: str, entry: Mapping[str, Any], inputs: list[str], out: str | Path) -> Funnel:
+def write_pairs(name: str, entry: Mapping[str, Any], inputs: list[str], out: str | Path,
+                stats_out: str | Path) -> Funnel:
     """Rule sft_data: the dataset's pairs as JSONL (question, response) and a sidecar counting the
     pairs dropped because the question or the response is empty."""
     funnel = Funnel("pair")
@@ -68,6 +69,5 @@ def write_pairs(name: str, entry: Mapping[str, Any], inputs: list[str], out: str
     funnel.check(f"dataset {name}")
     with atomic_path(out) as tmp:
         tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8")
-    write_json_atomic(Path(out).with_suffix(".stats.json"), {"stage": "sft_data", "dataset": name,
-                                                            "pairs": funnel.to_json()})
+    write_json_atomic(stats_out, {"stage": "sft_data", "dataset": name, "pairs": funnel.to_json()})
     return funnel

@@ -40,10 +40,12 @@ def train_qft(job: TrainJob) -> dict[str, Any]:
     return {"train_questions": len(train), "held_out_questions": len(held_out), **metrics}
 
 
-def fine_tune(job: TrainJob, train: list, held_out: list, rows: Callable[[Any, list], list[dict]]) -> dict[str, Any]:
+def fine_tune(job: TrainJob, train: list, held_out: list, rows: Callable[[Any, list], list[dict]], *,
+              chat: bool = False) -> dict[str, Any]:
     """TRL's SFT of `job.base_model` on prompt/completion rows (`rows(tokenizer, examples)`; the prompt is
     masked from the loss), the held-out loss logged before and after; rank 0 saves model and tokenizer.
-    A tokenizer without a chat template gets prompts.PLAIN_CHAT_TEMPLATE, saved with the model."""
+    With `chat` (rows of messages), a tokenizer without a chat template gets prompts.PLAIN_CHAT_TEMPLATE,
+    saved with the model."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -52,7 +54,7 @@ def fine_tune(job: TrainJob, train: list, held_out: list, rows: Callable[[Any, l
                      **trl_kwargs(job, evaluate=bool(held_out)))
     init_distributed(job)
     tokenizer = AutoTokenizer.from_pretrained(job.base_model, trust_remote_code=job.trust_remote_code)
-    if not tokenizer.chat_template:
+    if chat and not tokenizer.chat_template:
         tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
     trainer = SFTTrainer(
         model=job.base_model, args=args, processing_class=tokenizer,

@@ -22,5 +22,5 @@ def train_sft(job: TrainJob) -> dict[str, Any]:
     """Fine-tune `job.base_model` on the pairs file `job.data` (JSONL: question, response); returns
     metrics (held-out loss before and after). Every rank calls this; rank 0 saves the model."""
     train, held_out = split_held_out(read_rows(job.data), job.hyper["eval_fraction"], job.seed)
-    metrics = fine_tune(job, train, held_out, lambda tokenizer, part: conversation_rows(part))
+    metrics = fine_tune(job, train, held_out, lambda tokenizer, part: conversation_rows(part), chat=True)
     return {"train_pairs": len(train), "held_out_pairs": len(held_out), **metrics}
