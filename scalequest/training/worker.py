@@ -52,6 +52,20 @@ def main(argv: list[str]) -> None:
         write_json_atomic(Path(job.output_dir) / METRICS_FILE, {"kind": job.kind, "world_size": world,
                                                                 "deepspeed": job.deepspeed, **metrics})
     finish_distributed()
+    end_process()
+
+
+def end_process() -> None:
+    """Exit 0 now that the model and metrics are saved and every rank is past the barrier, without the
+    interpreter's teardown: there a communication library's C++ thread can abort the process ("terminate
+    called without an active exception", seen on one rank of a 2-rank ZeRO-3 run on CPU), and torchrun
+    would report a finished training as failed."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
