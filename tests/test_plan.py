@@ -1,6 +1,5 @@
 """The cost plan from the config alone."""
 import copy
-import time
 
 import pytest
 import yaml
@@ -69,10 +68,9 @@ def test_plan_follows_the_config(config):
 
 
 def test_plan_target_writes_and_prints_without_models(tmp_path):
+    """(Its speed, under 30 s: benchmarks/dry_run.py.)"""
     workdir = copy_workflow(tmp_path / "plan")
-    started = time.perf_counter()
     result = run_snakemake(workdir, "plan", "--cores", "1", timeout=120)
-    assert time.perf_counter() - started < 30
     table = (workdir / "results" / "plan.md").read_text()
     assert "| reward | 200 | 5,000,000 |" in table
     assert "| total | 1,024 |" in result.stdout
