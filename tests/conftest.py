@@ -15,11 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from demo_runs import FreshCloneDemo, once, shared_dir
+
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "presets", "profiles", "slurm", "envs", "report"]
 SHARED_DATA = Path(os.environ.get("SCALEQUEST_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 SHARED_DATA_ENV = "SCALEQUEST_SHARED_DATA"  # the tiny preset's real benchmark files, where set
 OPENAI_MODEL = "tiny-lm"
+# A re-run up to the release and the shards, without the evaluation: it trains on the release (SFT) and
+# answers the benchmarks, the slow part of what a re-made release re-makes.
+NO_EVALUATION = ("--omit-from", "sft_data")
+# One OpenMP thread per process, as Snakemake gives each job of a rule without `threads`: the two xdist
+# workers and the background demo share 2 cores, and a torch process whose second thread waits on a core
+# another process holds spins there (two 2-thread trainings side by side ran 8 times slower than one).
+# Set before any test module imports torch; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -90,46 +100,112 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool =
     return result
 
 
-def fresh_clone(dest: Path) -> Path:
-    """`git clone` of this repository into `dest` (a folder with no ../shared beside it), with the
-    working tree's uncommitted changes laid over it while developing (none in CI's clean clone)."""
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
-    changed = subprocess.run(["git", "ls-files", "-z", "--modified", "--others", "--exclude-standard"], cwd=REPO,
-                             check=True, capture_output=True, text=True).stdout.split("\0")
-    for name in filter(None, changed):
-        source = REPO / name
-        if source.is_symlink() or source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name, follow_symlinks=False)
-    return dest
+# ---------------------------------------------------------------- tiers and order
+
+# The tiers: what a test needs, read from its fixtures (and its own markers: training, vllm, slurm,
+# index). `make test-fast` runs the unit tier: tests that need none of the tiers below it.
+NEEDS = {"tiny_models": "models", "demo_run": "workflow", "fresh_clone_demo": "workflow", "openai_server": "vllm"}
+NOT_UNIT = ("models", "workflow", "training", "vllm", "slurm")
+DEMO_FIXTURES = {"tiny_models", "demo_run", "fresh_clone_demo"}
+
+
+def xdist_worker() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def run_order(item: pytest.Item) -> tuple[int, int]:
+    """Tests that need less run first, while the demo is made in the background. Under xdist the Slurm
+    tests come first: one worker takes them all (they share one cluster) and waits for the demo while
+    the other worker runs the rest; then the other worker's tests fill the time its jobs wait on Slurm."""
+    need = 2 if item.get_closest_marker("workflow") else 1 if item.get_closest_marker("models") else 0
+    if item.get_closest_marker("slurm"):
+        return (-1 if xdist_worker() else 1), need
+    return 0, need
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects, and before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(marker)
+        if not any(item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker("unit")
+        # one Slurm cluster, one vLLM server: their tests stay on one xdist worker (--dist loadgroup)
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif "openai_server" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("vllm-server"))
+    items.sort(key=run_order)
+
+
+SLOW = 60  # seconds: a test slower than this says why in its docstring, on a line starting "Slow:"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Name the tests that took more than SLOW seconds without saying why (CONTRIBUTING: the budget)."""
+    unexplained = []
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        if report.when == "call" and report.duration > SLOW and "Slow:" not in (report.docstring or ""):
+            unexplained.append(f"{report.duration:6.0f} s  {report.nodeid}")
+    if unexplained:
+        terminalreporter.write_sep("-", f"over {SLOW} s with no 'Slow:' line in the docstring")
+        terminalreporter.write_line("\n".join(unexplained))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Each report carries its test's docstring for the summary above (xdist sends a report's
+    attributes from the worker with it)."""
+    report = yield
+    function = getattr(item, "function", None)
+    report.docstring = (function.__doc__ or "") if function else ""
+    return report
+
+
+# ---------------------------------------------------------------- the demo, made once
+
+@pytest.fixture(scope="session")
+def background_demo(tmp_path_factory) -> FreshCloneDemo:
+    return FreshCloneDemo(shared_dir(tmp_path_factory))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_starts_at_once(request, background_demo):
+    """The fresh clone's `make demo` starts as the test run begins when a selected test needs it (see
+    fresh_clone_demo), so that the tests that do not need it run meanwhile. At the end, whatever still
+    needs it has waited for it; one started only for its models is stopped."""
+    needs = set().union(*(item.fixturenames for item in request.session.items)) & DEMO_FIXTURES
+    if os.environ.get("SCALEQUEST_TINY_MODELS"):
+        needs &= {"fresh_clone_demo"}
+    if not needs:
+        yield
+        return
+    background_demo.start({key: value for key, value in user_env().items() if key != "VIRTUAL_ENV"})
+    yield
+    if needs == {"tiny_models"}:
+        background_demo.wait_for_models()
+        background_demo.stop()
+    else:  # another xdist worker may still be waiting for it
+        background_demo.wait()
 
 
 @pytest.fixture(scope="session")
-def fresh_clone_demo(tmp_path_factory) -> subprocess.CompletedProcess:
-    """The README's first command on a fresh clone, as a user types it: `make demo` (it installs its
-    own environment, builds the tiny models, runs the demo and its report), with no ../shared and no
-    SCALEQUEST_SHARED_DATA. Its workdir is the result's `args` folder."""
-    top = tmp_path_factory.mktemp("user")
-    assert not (top / "shared").exists()
-    clone = fresh_clone(top / "scalequest")
-    result = subprocess.run(["make", "demo"], cwd=clone, text=True, capture_output=True, timeout=2700,
-                            env={key: value for key, value in user_env().items() if key != "VIRTUAL_ENV"})
-    result.args = clone
-    return result
+def fresh_clone_demo(background_demo) -> subprocess.CompletedProcess:
+    """The README's first command on a fresh clone, as a user types it: `git clone`, then `make demo`
+    (it builds the tiny models, runs the demo and its report), with no ../shared and no
+    SCALEQUEST_SHARED_DATA (tests/demo_runs.py). Its workdir is the result's `args` folder."""
+    return background_demo.wait()
 
 
 @pytest.fixture(scope="session")
-def tiny_models(request) -> Path:
+def tiny_models(background_demo) -> Path:
     """The tiny LM and reward model, as the fresh clone's demo built them through the workflow's
-    build rules (or, to save time while developing, taken from $SCALEQUEST_TINY_MODELS: a folder of
-    a previous build)."""
+    build rules (ready before that demo ends), or, to save time while developing, taken from
+    $SCALEQUEST_TINY_MODELS: a folder of a previous build."""
     if os.environ.get("SCALEQUEST_TINY_MODELS"):
         return Path(os.environ["SCALEQUEST_TINY_MODELS"])
-    demo = request.getfixturevalue("fresh_clone_demo")
-    models = demo.args / "results" / "tiny" / "models"
-    assert (models / "tiny-lm" / "config.json").is_file() and (models / "tiny-reward" / "config.json").is_file(), \
-        demo.stdout[-4000:] + demo.stderr[-4000:]
-    return models
+    return background_demo.wait_for_models()
 
 
 def tiny_workflow(dest: Path, tiny_models: Path) -> Path:
@@ -145,18 +221,25 @@ def tiny_workflow(dest: Path, tiny_models: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(request, tmp_path_factory, tiny_models) -> Path:
-    """The demo as a user runs it (hf engine, no ../shared), once per session: the fresh clone's
+    """The demo as a user runs it (hf engine, no ../shared), once per test run: the fresh clone's
     `make demo`, or, with $SCALEQUEST_TINY_MODELS while developing, `snakemake --profile
-    profiles/local` on those models. The workflow tests read it, the Slurm tests compare their
-    release with it."""
+    profiles/local` on those models. Tests read it and copy it (copy_run) before running anything in
+    it: other tests, on other xdist workers too, copy it meanwhile."""
     if not os.environ.get("SCALEQUEST_TINY_MODELS"):
         demo = request.getfixturevalue("fresh_clone_demo")
         assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-6000:]
         return demo.args
-    workdir = tiny_workflow(tmp_path_factory.mktemp("demo-run"), tiny_models)
-    result = run_snakemake(workdir, "--profile", "profiles/local")
-    assert "Dataset: results/tiny/release/data" in result.stdout + result.stderr
-    return workdir
+
+    def run() -> dict:
+        workdir = tiny_workflow(shared_dir(tmp_path_factory) / "demo-run", tiny_models)
+        result = run_snakemake(workdir, "--profile", "profiles/local", check=False)
+        output = result.stdout + result.stderr
+        ok = result.returncode == 0 and "Dataset: results/tiny/release/data" in output
+        return {"workdir": str(workdir), "error": None if ok else output[-8000:]}
+
+    made = once(shared_dir(tmp_path_factory), "local-demo", run)
+    assert made["error"] is None, made["error"]
+    return Path(made["workdir"])
 
 
 def release_bytes(release_dir: Path) -> dict[str, bytes]:
@@ -242,3 +325,21 @@ def openai_server(tiny_models, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(request, tmp_path_factory):
+    """The test run's one Slurm on localhost (tests/slurm_runs.py: cluster_for_tests), started once for
+    every Slurm test module; they run on one xdist worker (pytest_collection_modifyitems)."""
+    from slurm_runs import cluster_for_tests
+
+    if getattr(request.config.option, "loadgroup", False):  # what xdist sets in a worker for --dist loadgroup
+        # xdist groups by a suffix it adds to the tests' ids: a pytest that makes ids anew drops it, and each
+        # worker would start a cluster of its own
+        ungrouped = [item.nodeid for item in request.session.items
+                     if item.get_closest_marker("slurm") and not item.nodeid.endswith("@slurm")]
+        assert not ungrouped, (f"xdist did not group {ungrouped[0]} (and {len(ungrouped) - 1} more Slurm tests): "
+                               "this pytest drops the ids xdist gives; use the one envs/cpu-requirements.txt pins")
+
+    with cluster_for_tests(tmp_path_factory.mktemp("slurm")) as running:
+        yield running

@@ -193,15 +193,21 @@ def _port_open(port: int) -> bool:
 
 @dataclass(frozen=True)
 class Partition:
-    """A partition over all nodes; the first one in a cluster's list is the default."""
+    """A partition over the first `nodes` nodes (all when None); the first one in a cluster's list is
+    the default."""
     name: str
     max_time: str = "INFINITE"  # minutes, or Slurm's INFINITE
+    nodes: int | None = None
 
     @classmethod
     def parse(cls, spec: str) -> Partition:
-        """NAME or NAME:MAXTIME (the CLI's form)."""
-        name, _, max_time = spec.partition(":")
-        return cls(name, max_time or "INFINITE")
+        """NAME, NAME:MAXTIME or NAME:MAXTIME:NODES (the CLI's form)."""
+        name, _, rest = spec.partition(":")
+        max_time, _, nodes = rest.partition(":")
+        return cls(name, max_time or "INFINITE", int(nodes) if nodes else None)
+
+    def spec(self) -> str:
+        return f"{self.name}:{self.max_time}" + (f":{self.nodes}" if self.nodes else "")
 
 
 # Job states after which a job holds nothing and runs nothing (squeue -t all lists them for MinJobAge).
@@ -280,9 +286,11 @@ class SlurmCluster:
         return ["--default-resources", *resources, *self.status_args()]
 
     def status_args(self) -> list[str]:
-        """How the Slurm plugin should poll this cluster."""
-        # without slurmdbd the default (sacct) fails and the plugin drops the jobs: a hang
-        return ["--slurm-status-command", "sacct" if self.accounting else "squeue",
+        """How the Slurm plugin should poll this cluster: squeue, which MinJobAge keeps ended jobs in.
+        Not sacct: without slurmdbd it fails and the plugin drops the jobs; with it, a job ended by
+        scancel reads "CANCELLED by <uid>", which plugin 2.8.0 does not take for failed (it waits on
+        the job for ever)."""
+        return ["--slurm-status-command", "squeue",
                 # first check after 1 s, not 40 s; squeue needs MinJobAge >= 3 x this
                 "--slurm-init-seconds-before-status-checks", "1"]
 
@@ -417,7 +425,7 @@ class SlurmCluster:
     def _settings(self) -> dict:
         return {"nodes": self.nodes, "gpus_per_node": self.gpus_per_node, "cpus_per_node": self.cpus_per_node,
                 "memory_mb": self.memory_mb, "accounting": self.accounting, "account": self.account,
-                "partitions": [f"{p.name}:{p.max_time}" for p in self._partitions]}
+                "partitions": [p.spec() for p in self._partitions]}
 
     def _save(self) -> None:
         state = {"settings": self._settings(), "ports": self.ports, "pids": self.pids,
@@ -507,8 +515,9 @@ class SlurmCluster:
             "JobRequeue=0",
             *self._accounting_lines(),
             *(self._node_line(node) for node in self.node_names),
-            *(f"PartitionName={p.name} Nodes=ALL Default={'YES' if i == 0 else 'NO'} "
-              f"MaxTime={p.max_time} State=UP" for i, p in enumerate(self._partitions)),
+            *(f"PartitionName={p.name} Nodes={','.join(self.node_names[:p.nodes]) if p.nodes else 'ALL'} "
+              f"Default={'YES' if i == 0 else 'NO'} MaxTime={p.max_time} State=UP"
+              for i, p in enumerate(self._partitions)),
         ]
         return "\n".join(lines) + "\n"
 
@@ -735,8 +744,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--gpus-per-node", type=int, help="default: 2 on one node, 1 on several")
     start.add_argument("--cpus-per-node", type=int, default=8)
     start.add_argument("--memory-mb", type=int, default=19000)
-    start.add_argument("--partition", action="append", dest="partitions", metavar="NAME[:MAXTIME]",
-                       help="repeatable; the first is the default (default: debug)")
+    start.add_argument("--partition", action="append", dest="partitions", metavar="NAME[:MAXTIME[:NODES]]",
+                       help="repeatable; the first is the default (default: debug); NODES: over the first "
+                            "NODES nodes (default: all)")
     start.add_argument("--accounting", action="store_true", help="also mariadb + slurmdbd")
     args = parser.parse_args(argv)
     if args.command == "start":

@@ -11,11 +11,23 @@ from pathlib import Path
 
 from conftest import user_env
 from scalequest.chunks import chunks_dir
-from slurm_cluster import SlurmCluster, SlurmJob
+from slurm_cluster import Partition, SlurmCluster, SlurmJob
 
-# What the profile's cluster settings become on the test cluster (one node: 8 CPUs, 19 GB).
-TEST_CLUSTER_SETTINGS = {"partition": "debug", "gpus_per_node": 1, "cpus_per_gpu": 1, "gpu_mem_mb": 3000,
+STEADY_SNAKEMAKE = Path(__file__).with_name("steady_snakemake.py")
+GPUS = 4  # fake GPUs per node of the test cluster: the tiny preset's generate shards (4) run side by side
+ONE_NODE, TWO_NODES = "debug", "twonodes"  # the test cluster's partitions
+# What the profile's cluster settings become on the test cluster (8 CPUs, 19 GB per node).
+TEST_CLUSTER_SETTINGS = {"partition": ONE_NODE, "gpus_per_node": 1, "cpus_per_gpu": 1, "gpu_mem_mb": 3000,
                          "node_mem_mb": 6000, "cpu_mem_mb": 1000, "merge_mem_mb": 2000}
+
+
+def cluster_for_tests(root: Path) -> SlurmCluster:
+    """The test run's one cluster (conftest: slurm_cluster), for every Slurm test module: two nodes of
+    GPUS fake GPUs each, with accounting (slurmdbd + mariadb, associations enforced). Partition ONE_NODE,
+    the default, is the first node alone (a job asking for GPUS + 1 GPUs is refused there); TWO_NODES
+    spans both."""
+    return SlurmCluster(root, nodes=2, gpus_per_node=GPUS, accounting=True,
+                        partitions=[Partition(ONE_NODE, nodes=1), Partition(TWO_NODES)])
 
 
 def profile_env(**settings: str | int) -> dict[str, str]:
@@ -30,8 +42,9 @@ def profile_env(**settings: str | int) -> dict[str, str]:
 
 def slurm_command(cluster: SlurmCluster, *args: str, timeout: float) -> list[str]:
     """`snakemake --profile slurm` (run from the checkout's root) on the tiny preset, killed after
-    `timeout` seconds (a controller that lost its jobs can hang and ignore SIGTERM)."""
-    return ["timeout", "-s", "KILL", str(int(timeout)), sys.executable, "-m", "snakemake", "--profile",
+    `timeout` seconds (a controller that lost its jobs can hang and ignore SIGTERM). Snakemake runs
+    through tests/steady_snakemake.py, which keeps its checks of the test cluster's jobs at a steady pace."""
+    return ["timeout", "-s", "KILL", str(int(timeout)), sys.executable, str(STEADY_SNAKEMAKE), "--profile",
             "slurm", "--configfile", "presets/tiny.yaml", "--jobs", "8", *cluster.status_args(), *args]
 
 

@@ -1,5 +1,10 @@
-"""Bad inputs as a user meets them, through the real snakemake CLI: each stops the run before any
-job (or warns) with a message that names the file, line or key and says what to do.
+"""Bad inputs as a user meets them: each stops the run before any job (or warns) with a message that
+names the file, line or key and says what to do.
+
+Each case is checked in-process through the functions the Snakefile calls on the config
+(load_config_files: the strict file reader, the merge, validate_config). One case of each kind also
+runs through the real snakemake CLI, which proves the wiring: the Snakefile's "Configuration error: "
+stop before any job, for config.yaml, a --configfile and the preset.
 
 To add a case, add a row to the table of its kind: the text you would write, and the parts the
 message must hold."""
@@ -10,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, copy_workflow, run_snakemake
-from scalequest.config import load_config_files, load_schema, validate_config
+from scalequest.config import ConfigError, load_config_files, load_schema, validate_config
 from scalequest.prefetch import hub_items
 
 # Config files with a problem of their own, as the workflow's config.yaml: (file text, message parts).
@@ -68,6 +73,18 @@ BAD_OVERRIDES = [
                  ["'difficulty.keep.bins': edges must increase", "(0.3 follows 0.5)"], id="decreasing-bins"),
     pytest.param("difficulty: {keep: {bins: [0.0, 0.5, 0.5, 1.0]}}",
                  ["'difficulty.keep.bins': edges must increase", "(0.5 follows 0.5)"], id="repeated-bin-edge"),
+    pytest.param("difficulty: {keep: {rule: count}}", ["'difficulty.keep.count': rule count needs a count"],
+                 id="count-rule-without-count"),
+    pytest.param("difficulty: {scorer: {model: no-such-base}}",
+                 ["'difficulty.scorer.model': unknown model key 'no-such-base'"], id="unknown-scorer"),
+    # schema bounds, unknown keys and model keys
+    pytest.param("generate: {shard_size: 0}", ["'generate.shard_size': 0 is less than the minimum of 1"],
+                 id="zero-shard-size"),
+    pytest.param("respond: {model: qwen3-math}", ["'respond.model': unknown model key 'qwen3-math'"],
+                 id="unknown-model-key"),
+    pytest.param("filter: {langauge: ascii}", ["'langauge' was unexpected"], id="misspelt-key"),
+    pytest.param("release: {near_dup: {bands: 7}}",
+                 ["'release.near_dup': num_perm (120) must be a multiple of bands (7)"], id="bands"),
 ]
 
 # Files in a local model folder, for `models.qwen2-math-7b-instruct.path: ./my-model`: (files, message parts).
@@ -96,6 +113,7 @@ def dry_run(workdir: Path, *args: str):
 
 
 def assert_stops_with(result, parts: list[str]) -> None:
+    """A real snakemake run stopped before any job, with a message holding `parts`."""
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "Configuration error: " in output, output[-3000:]
@@ -103,13 +121,35 @@ def assert_stops_with(result, parts: list[str]) -> None:
         assert part in output, f"{part!r} not in:\n{output[-3000:]}"
 
 
+def assert_config_error(parts: list[str], *files: str) -> None:
+    """Reading `files` (in the current folder, later over earlier) as the Snakefile reads them raises
+    ConfigError with a message holding `parts`."""
+    with pytest.raises(ConfigError) as raised:
+        load_config_files(*files)
+    for part in parts:
+        assert part in str(raised.value), f"{part!r} not in: {raised.value}"
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow")
 
 
+@pytest.fixture
+def in_workdir(workdir: Path, monkeypatch) -> Path:
+    """The workflow copy as the current folder: config paths are relative to it, as for snakemake."""
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
 @pytest.mark.parametrize("text, parts", BAD_CONFIG_FILES)
-def test_bad_config_file_names_file_and_line(workdir, text, parts):
+def test_bad_config_file_names_file_and_line(in_workdir, text, parts):
+    (in_workdir / "config.yaml").write_text(text)
+    assert_config_error(parts, "config.yaml")
+
+
+def test_bad_config_file_stops_snakemake_before_any_job(workdir):
+    text, parts = BAD_CONFIG_FILES[0].values
     (workdir / "config.yaml").write_text(text)
     assert_stops_with(dry_run(workdir), parts)
 
@@ -130,24 +170,39 @@ def test_duplicate_key_in_the_preset_names_both_lines(workdir):
 
 
 @pytest.mark.parametrize("override, parts", BAD_OVERRIDES)
-def test_bad_setting_names_the_key(workdir, override, parts):
+def test_bad_setting_names_the_key(in_workdir, override, parts):
+    (in_workdir / "override.yaml").write_text(override + "\n")
+    assert_config_error(parts, "config.yaml", "override.yaml")
+
+
+def test_bad_setting_stops_snakemake_before_any_job(workdir):
+    override, parts = BAD_OVERRIDES[0].values
     (workdir / "override.yaml").write_text(override + "\n")
     assert_stops_with(dry_run(workdir, "--configfile", "override.yaml"), parts)
     assert not (workdir / "results").exists()
 
 
 @pytest.mark.parametrize("files, parts", BAD_MODEL_FOLDERS)
-def test_incomplete_model_folder_is_named(workdir, files, parts):
+def test_incomplete_model_folder_is_named(in_workdir, files, parts):
     for name, text in files.items():
-        (workdir / "my-model" / name).parent.mkdir(exist_ok=True)
-        (workdir / "my-model" / name).write_text(text)
-    (workdir / "override.yaml").write_text("models: {qwen2-math-7b-instruct: {path: ./my-model}}\n")
-    assert_stops_with(dry_run(workdir, "--configfile", "override.yaml"),
-                      ["'models.qwen2-math-7b-instruct.path': ", *parts])
+        (in_workdir / "my-model" / name).parent.mkdir(exist_ok=True)
+        (in_workdir / "my-model" / name).write_text(text)
+    (in_workdir / "override.yaml").write_text("models: {qwen2-math-7b-instruct: {path: ./my-model}}\n")
+    assert_config_error(["'models.qwen2-math-7b-instruct.path': ", *parts], "config.yaml", "override.yaml")
 
 
 @pytest.mark.parametrize("override, parts", IGNORED_SETTINGS)
-def test_ignored_setting_warns_once(workdir, override, parts):
+def test_ignored_setting_warns(in_workdir, capsys, override, parts):
+    (in_workdir / "override.yaml").write_text(override + "\n")
+    load_config_files("config.yaml", "override.yaml")
+    warned = capsys.readouterr().err
+    assert warned.count("Configuration warning: ") == 1, warned
+    for part in parts:
+        assert part in warned
+
+
+def test_ignored_setting_warns_once_and_snakemake_goes_on(workdir):
+    override, parts = IGNORED_SETTINGS[0].values
     (workdir / "override.yaml").write_text(override + "\n")
     result = dry_run(workdir, "--configfile", "override.yaml")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -253,6 +253,7 @@ def cpu_training_env(monkeypatch, tmp_path_factory):
         "TORCH_EXTENSIONS_DIR", str(tmp_path_factory.getbasetemp() / "torch_extensions")))
 
 
+@pytest.mark.training
 def test_scorer_beats_the_mean_predictor_on_held_out_labels(tiny_models, tmp_path):
     data = learnable_labels(tmp_path)
     assert check_enough_labels(data, 100) == 320
@@ -275,6 +276,7 @@ def open_scorer_engine(path, engine="hf"):
                                  vllm_args={"enforce_eager": True}))
 
 
+@pytest.mark.training
 @pytest.mark.vllm
 def test_scorer_trains_on_two_ranks_with_zero3_and_scores_in_vllm(tiny_models, tmp_path):
     data = learnable_labels(tmp_path)

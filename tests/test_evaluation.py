@@ -236,6 +236,7 @@ def test_k_samples_give_pass_and_majority_at_k(tiny_models, facts_task, tmp_path
     assert cell["items"] == 48 and cell["pass@4"] >= cell["accuracy"] and 0 <= cell["maj@4"] <= cell["pass@4"]
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("run, ranks, deepspeed", [("sft_one_process", 1, "none"), ("sft_two_ranks_zero3", 2, "zero3")])
 def test_sft_model_scores_clearly_above_its_base_model(request, facts_task, base_accuracy, run, ranks, deepspeed):
     """The same global batch and steps on 1 process and on 2 ranks with ZeRO-3."""
@@ -246,6 +247,7 @@ def test_sft_model_scores_clearly_above_its_base_model(request, facts_task, base
     assert base_accuracy <= 0.1 and after >= base_accuracy + 0.5
 
 
+@pytest.mark.training
 @pytest.mark.vllm
 def test_the_zero3_sft_model_answers_the_same_in_vllm(sft_two_ranks_zero3, facts_task, tmp_path):
     """The model the 2 ranks saved (gathered from ZeRO-3 shards) loads in vLLM, which answers every item as

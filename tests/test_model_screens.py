@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, copy_run, job_counts, run_snakemake, user_env
+from conftest import NO_EVALUATION, REPO, copy_run, job_counts, run_snakemake, user_env
 from scalequest.answers import parse_verdict
 from scalequest.config import load_config_files
 from scalequest.contamination import EMBEDDING, JUDGE, build_benchmark_items
@@ -140,7 +140,8 @@ def test_a_yes_is_a_match_and_a_no_or_no_verdict_is_not(benchmarks):
 
 def test_model_screens_in_the_workflow(demo_run, tmp_path):
     """The demo run again with the embedding screen and the judge on (the tiny LM for both): only the
-    model_screen jobs, the release and what reads it run; the release drops what they found, by screen."""
+    model_screen jobs, the release and what reads it are planned; run (without the evaluation), the release
+    drops what they found, by screen."""
     workdir = copy_run(demo_run, tmp_path / "wf")
     (workdir / "screens.yaml").write_text(
         "release: {decontamination: {embedding: {model: tiny-lm, min_cosine: 0.999}, judge: {enabled: true, "
@@ -150,7 +151,7 @@ def test_model_screens_in_the_workflow(demo_run, tmp_path):
     # and what reads the release: its card, and the evaluation's SFT on it with its answers and table
     evaluation = {"sft_data", "sft", "eval_answers", "evaluate", "report_evaluation"}
     assert set(plan) - {"total"} == {"model_screen", "release", "card", "report_files", "all", *evaluation}, plan
-    run_snakemake(workdir, *screens, env=user_env())
+    run_snakemake(workdir, *screens, *NO_EVALUATION, env=user_env())
     results = workdir / "results/tiny"
     sidecars = [json.loads(path.read_text()) for path in sorted((results / "model_matches").glob("*/*.stats.json"))]
     assert sidecars and all(set(s["models"]) == {"embedding", "judge"} for s in sidecars)
@@ -168,7 +169,7 @@ def test_model_screens_in_the_workflow(demo_run, tmp_path):
     assert {name: by_screen[name] for name in tiny["dropped_by"]} == tiny["dropped_by"]
     model_ids = {row["id"] for row in matches}
     assert {record["id"] for record in dropped if record["matches"][0]["method"] in ("embedding", "judge")} <= model_ids
-    card = (results / "release/README.md").read_text()
+    card = (results / "card/release.md").read_text()  # the release job's card: README.md without the evaluation
     assert "| ngram | lexical | embedding | judge | number variants |" in card
 
 

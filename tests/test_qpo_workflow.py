@@ -11,6 +11,7 @@ from scalequest.funnel import SHARD_STAGES
 from scalequest.stats import read_stats
 
 KEY_ENV = "SCALEQUEST_TEST_OPTIMIZER_KEY"
+ONE_SHARD_EACH = "generate: {shard_size: 128}\nevaluation: {shards: {tiny: 1}}\n"  # the preset's 128 questions each
 
 
 def api_optimizer(workdir, base_url: str) -> str:
@@ -56,16 +57,22 @@ def test_dry_run_and_plan_do_not_contact_the_optimizer(tmp_path, monkeypatch):
     assert "| qpo_rewrite | 2 |" in (workdir / "results" / "plan.md").read_text()
 
 
+@pytest.mark.workflow
 @pytest.mark.vllm
 def test_vllm_demo_with_an_api_optimizer_never_writes_the_key(tmp_path, tiny_models, openai_server, monkeypatch):
     """The demo through vLLM, its QPO optimizer behind vLLM's OpenAI-compatible server: every
-    stage runs, the funnel chains, and the API key is in no output, log, card or cache."""
+    stage runs, the funnel chains, and the API key is in no output, log, card or cache.
+
+    Slow: the whole workflow, each engine job starting vLLM (about 3 minutes). A generator's questions
+    make one shard here (ONE_SHARD_EACH), and the benchmark's answers one job: each job's vLLM start
+    costs more than its work, and the hf demo runs the many-shard case."""
     monkeypatch.setenv(KEY_ENV, openai_server.key)
     workdir = tiny_workflow(tmp_path / "vllm-run", tiny_models)
     extra = api_optimizer(workdir, openai_server.base_url)
     (workdir / extra).write_text((workdir / extra).read_text().replace("gpt-4o-mini", OPENAI_MODEL))
+    (workdir / "one-shard-each.yaml").write_text(ONE_SHARD_EACH)
     result = run_snakemake(workdir, "--profile", "profiles/local", "--configfile", "presets/tiny.yaml",
-                           "presets/tiny-vllm.yaml", extra)
+                           "presets/tiny-vllm.yaml", extra, "one-shard-each.yaml")
     results = workdir / "results"
     funnel = json.loads((results / "tiny-vllm/release/funnel.json").read_text())
     assert funnel["released_pairs"] > 0

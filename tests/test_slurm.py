@@ -1,7 +1,8 @@
-"""The workflow on a real Slurm: slurmctld and slurmd on localhost with four fake GPUs, driven by
-`snakemake --profile slurm` (the checkout's link to profiles/slurm) and the real executor plugin.
-The synthesis run here starts from a copy of the local demo (models and training done) and must
-give the same release."""
+"""The workflow on a real Slurm: slurmctld and slurmd on localhost with fake GPUs (conftest:
+slurm_cluster), driven by `snakemake --profile slurm` (the checkout's link to profiles/slurm) and the
+real executor plugin. The synthesis run here is the demo's second run from its trained models: it
+starts from a copy of the local demo (models and training kept; tests/test_workflow.py trains them a
+second time) and must give the same release and evaluation, byte for byte."""
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ from scalequest.failure_injection import FAIL_ONCE_ENV
 from scalequest.registry import JOBS
 from slurm_cluster import SlurmCluster
 from slurm_runs import (
+    GPUS,
     TEST_CLUSTER_SETTINGS,
     finished_outputs,
     freeze_a_running_job,
@@ -35,10 +37,12 @@ from slurm_runs import (
 
 pytestmark = pytest.mark.slurm
 RESULTS = "results/tiny"
-# Everything from question generation on; the copied run keeps its models, training and benchmarks.
+# Everything from question generation on, and the evaluation's answers of the tiny LM as it is (those of
+# the model fine-tuned on the release are made again anyway); the copied run keeps its models, training,
+# benchmarks and the evaluation's items.
 SYNTHESIS_OUTPUTS = ["generate", "filter", "difficulty", "sample", "respond", "reward", "best", "minhash",
-                     "matches", "dedup", "release", "report", "logs"]
-GPUS = 4  # the fake node's GPUs: the tiny preset's generate shards (4) run side by side
+                     "matches", "dedup", "release", "report", "logs", "evaluation/answers/tiny-lm/none"]
+EVALUATION = ("scores.json", "table.md")  # the evaluation's table, from SFT on the release and the answers
 GENERATE_SHARDS = shards_per_stage(tiny_config())  # presets/tiny.yaml: one generate job per shard
 # The smallest chunks the models allow (hf rounds chunk_size up to their batch_size, which decides the
 # results: the local demo's release stays the reference), so that a respond job has several.
@@ -50,13 +54,6 @@ SMALL_CHUNKS = ("--config", "chunk_size=1")
 # `preemptible` submits with --requeue, without which the test cluster refuses it). Not `scancel
 # --signal=TERM --full`: the batch script's srun then kills the step at once, too soon for any handler.
 INTERRUPTS = {"cancel": "SIGTERM", "USR1": "SIGUSR1", "requeue": "SIGTERM"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One node, 8 CPUs, GPUS fake GPUs (CUDA_VISIBLE_DEVICES 0..GPUS-1)."""
-    with SlurmCluster(tmp_path_factory.mktemp("slurm"), nodes=1, gpus_per_node=GPUS) as running:
-        yield running
 
 
 def generate_outputs(workdir: Path) -> set[str]:
@@ -95,15 +92,17 @@ def interrupt_respond_jobs(cluster: SlurmCluster, controller: subprocess.Popen, 
 
 
 @pytest.fixture(scope="module")
-def slurm_synthesis(cluster, demo_run, tmp_path_factory):
-    """The synthesis stages on Slurm with the profile's `preemptible` on, every `screen` job failing
-    once (injected), the controller killed mid-run, three respond jobs interrupted mid-shard. Once a
-    generate job is running, the fixture freezes it (scontrol suspend) before it has written anything;
-    once the controller has reported another generate job finished, the controller is killed (SIGKILL),
-    the frozen job cancelled (it never writes its shard) and the other jobs the controller had
-    submitted are left to end, as they would on a cluster (a restart while they still run would race
-    them for their outputs). A second controller, started after `--unlock`, finishes the run, its
-    respond jobs interrupted as INTERRUPTS says."""
+def slurm_synthesis(slurm_cluster, demo_run, tmp_path_factory):
+    """The demo's second run, on Slurm, from its trained models: the synthesis, the release and the
+    evaluation, with the profile's `preemptible` on, every `screen` job failing once (injected), the
+    controller killed mid-run, three respond jobs interrupted mid-shard. Once a generate job is running,
+    the fixture freezes it (scontrol suspend) before it has written anything; once the controller has
+    reported another generate job finished, the controller is killed (SIGKILL), the frozen job cancelled
+    (it never writes its shard) and the other jobs the controller had submitted are left to end, as they
+    would on a cluster (a restart while they still run would race them for their outputs). A second
+    controller, started after `--unlock`, finishes the run, its respond jobs interrupted as INTERRUPTS
+    says. (About 6 minutes on 2 cores.)"""
+    cluster = slurm_cluster
     workdir = copy_run(demo_run, tmp_path_factory.mktemp("slurm-synthesis") / "wf")
     for stage in SYNTHESIS_OUTPUTS:
         shutil.rmtree(workdir / RESULTS / stage, ignore_errors=True)
@@ -147,17 +146,23 @@ def slurm_synthesis(cluster, demo_run, tmp_path_factory):
                            interrupted=interrupted)
 
 
-def test_the_cluster_gives_a_job_every_gpu_it_asks_for(cluster):
-    """The harness's fake GPUs: a job asking for all of them (whole job or per node) sees them all."""
+def test_the_cluster_gives_a_job_every_gpu_it_asks_for(slurm_cluster):
+    """The harness's fake GPUs: a job asking for all of a node's (whole job or per node) sees them all."""
     for ask in (f"--gpus={GPUS}", f"--gres=gpu:{GPUS}"):
-        result = subprocess.run(["srun", ask, "-t", "1", "printenv", "CUDA_VISIBLE_DEVICES"], env=cluster.env,
+        result = subprocess.run(["srun", ask, "-t", "1", "printenv", "CUDA_VISIBLE_DEVICES"], env=slurm_cluster.env,
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr + cluster.logs()
+        assert result.returncode == 0, result.stderr + slurm_cluster.logs()
         assert result.stdout.strip() == ",".join(map(str, range(GPUS))), (ask, result.stdout)
 
 
-def test_synthesis_on_slurm_gives_the_local_release(slurm_synthesis, demo_run):
-    assert release_bytes(slurm_synthesis.workdir / RESULTS / "release") == release_bytes(demo_run / RESULTS / "release")
+def test_a_second_run_on_slurm_gives_the_local_release_and_evaluation(slurm_synthesis, demo_run):
+    """Byte for byte: the release, its card and funnel, and the evaluation's table (the same SFT on it,
+    the same answers), though chunked, interrupted and resumed otherwise. (With the second training in
+    tests/test_workflow.py, a second run from the same models makes the same release and scores.)"""
+    second, first = slurm_synthesis.workdir / RESULTS, demo_run / RESULTS
+    assert release_bytes(second / "release") == release_bytes(first / "release")
+    for name in EVALUATION:
+        assert (second / "evaluation" / name).read_bytes() == (first / "evaluation" / name).read_bytes()
 
 
 def test_restart_after_killing_the_controller_reruns_only_unfinished_jobs(slurm_synthesis):
@@ -259,7 +264,7 @@ def test_a_gpu_job_is_retried_with_the_same_time_limit_and_more_memory(slurm_syn
         *((shard, str(2 * per_cpu), minutes) for shard in retried)}, asked
 
 
-def test_a_model_on_four_gpus_makes_a_four_gpu_job(cluster, demo_run, tmp_path):
+def test_a_model_on_four_gpus_makes_a_four_gpu_job(slurm_cluster, demo_run, tmp_path):
     """The judge's model asks for 4 GPUs (models.tiny-lm.gpus; a vLLM model would by its
     tensor_parallel_size): one shard's filter job is submitted as a 4-GPU job and sees all 4 (the
     hf engine then runs on the CPU here). mtime triggers only: nothing upstream is re-made."""
@@ -268,7 +273,7 @@ def test_a_model_on_four_gpus_makes_a_four_gpu_job(cluster, demo_run, tmp_path):
     for path in (target, target.replace(".parquet", ".stats.json")):
         (workdir / path).unlink()
     (workdir / "gpus.yaml").write_text("models:\n  tiny-lm: {gpus: 4}\n")
-    result = run_on_slurm(workdir, cluster, target, "--configfile", "presets/tiny.yaml", "gpus.yaml",
+    result = run_on_slurm(workdir, slurm_cluster, target, "--configfile", "presets/tiny.yaml", "gpus.yaml",
                           "--rerun-triggers", "mtime", timeout=600)
     assert job_counts(result.stdout + result.stderr) == {"filter": 1, "total": 1}
     assert re.search(r"resources: .*\bgpu=4\b", result.stdout + result.stderr)
@@ -277,9 +282,11 @@ def test_a_model_on_four_gpus_makes_a_four_gpu_job(cluster, demo_run, tmp_path):
                         header), header
 
 
-def test_bad_requests_fail_at_submission_while_the_rest_goes_on(cluster, demo_run, tmp_path):
+def test_bad_requests_fail_at_submission_while_the_rest_goes_on(slurm_cluster, demo_run, tmp_path):
     """Two CPU jobs whose re-run triggers nothing else (the keep rates are read as ancient): one
-    asks for more than the cluster has, the other runs (keep-going)."""
+    asks for more than the cluster has, the other runs (keep-going).
+
+    Slow: two runs on Slurm, each waiting for the one job that runs (about 1.5 minutes)."""
     workdir = copy_run(demo_run, tmp_path / "wf")
     refused, kept = f"{RESULTS}/minhash/deepseek-math/00000.parquet", f"{RESULTS}/difficulty/keep_rates.json"
     too_many = "Batch job submission failed: Requested node configuration is not available"  # GPUS + 1 GPUs
@@ -287,7 +294,7 @@ def test_bad_requests_fail_at_submission_while_the_rest_goes_on(cluster, demo_ru
                               ("slurm_partition=nope", "invalid partition specified: nope")):
         for path in (refused, kept):
             (workdir / path).unlink(missing_ok=True)
-        result = run_on_slurm(workdir, cluster, refused, kept, "--set-resources", f"screen:{resource}",
+        result = run_on_slurm(workdir, slurm_cluster, refused, kept, "--set-resources", f"screen:{resource}",
                               check=False, timeout=300)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output[-4000:]

@@ -157,12 +157,14 @@ def qft_model(tiny_models, seed_file, tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.training
 def test_qft_lowers_held_out_question_loss(qft_model):
     _, metrics = qft_model
     assert metrics["held_out_questions"] == 60 and metrics["world_size"] == 1
     assert metrics["held_out_loss_after"] < metrics["held_out_loss_before"] - 0.5
 
 
+@pytest.mark.training
 def test_qft_samples_are_questions(qft_model):
     path, _ = qft_model
     style = PROMPT_STYLES["qwen2-math"]
@@ -189,6 +191,7 @@ def signal_pairs(count: int, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+@pytest.mark.training
 def test_dpo_raises_held_out_reward_accuracy(qft_model, tmp_path):
     qft_path, _ = qft_model
     pairs = tmp_path / "pairs.parquet"
@@ -201,6 +204,7 @@ def test_dpo_raises_held_out_reward_accuracy(qft_model, tmp_path):
     assert metrics["held_out_reward_accuracy_after"] > metrics["held_out_reward_accuracy_before"]
 
 
+@pytest.mark.training
 @pytest.mark.vllm
 def test_two_ranks_zero3_train_and_the_model_loads_in_transformers_and_vllm(tiny_models, seed_file, tmp_path):
     qft_out, dpo_out = tmp_path / "qft", tmp_path / "qpo"

@@ -1,9 +1,11 @@
 """The workflow end to end through the real snakemake CLI, on the tiny preset."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -11,6 +13,7 @@ import yaml
 from datasets import load_dataset
 
 from conftest import (
+    NO_EVALUATION,
     SHARED_DATA,
     SHARED_DATA_ENV,
     copy_run,
@@ -36,6 +39,7 @@ from scalequest.tiny.benchmark import HELDOUT_QUESTIONS
 
 LOCAL = ("--profile", "profiles/local")
 RELEASE = "results/tiny/release"
+RELEASE_CARD = "results/tiny/card/release.md"  # the release job's card; rule card adds the evaluation (README.md)
 EVALUATION = "results/tiny/evaluation"
 BENCHMARK_FILES = {"gsm8k": "gsm8k_test", "math": "math_test", "math500": "math500_test",
                    "college_math": "college_math_test", "olympiadbench": "olympiadbench_test"}
@@ -169,12 +173,12 @@ def test_decontaminate_command_finds_what_the_workflow_drops(hf_run, tmp_path):
 
 def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
     """With SCALEQUEST_SHARED_DATA pointing at the five test sets, the demo screens against them too:
-    only the benchmark index, the screens and what follows them run again."""
+    only the benchmark index, the screens and what follows them run again (here without the evaluation)."""
     workdir = copy_run(hf_run, tmp_path / "wf")
     env = user_env(**{SHARED_DATA_ENV: str(SHARED_DATA)})
     plan = job_counts(run_snakemake(workdir, *LOCAL, "-n", env=env).stdout)
     assert {"benchmark_index", "screen", "release"} <= set(plan) and not {"generate", "respond", "qft"} & set(plan)
-    run_snakemake(workdir, *LOCAL, env=env)
+    run_snakemake(workdir, *LOCAL, *NO_EVALUATION, env=env)
     funnel = json.loads((workdir / RELEASE / "funnel.json").read_text())
     benchmarks = funnel["decontamination"]["benchmarks"]
     assert {name: about["items"] for name, about in benchmarks.items()} == {
@@ -185,10 +189,11 @@ def test_real_benchmarks_are_used_where_their_files_are(hf_run, tmp_path):
     assert all(about["dropped"] == dropped[f"contaminated:{name}"] for name, about in benchmarks.items())
 
 
-def test_calibration_measures_the_plan_from_the_run(hf_run):
-    run_snakemake(hf_run, *LOCAL, "calibrate")
-    calibrated = yaml.safe_load((hf_run / "results/tiny/calibration.yaml").read_text())["plan"]
-    loaded = sidecars(hf_run / "results" / "tiny")
+def test_calibration_measures_the_plan_from_the_run(hf_run, tmp_path):
+    workdir = copy_run(hf_run, tmp_path / "wf")
+    run_snakemake(workdir, *LOCAL, "calibrate")
+    calibrated = yaml.safe_load((workdir / "results/tiny/calibration.yaml").read_text())["plan"]
+    loaded = sidecars(workdir / "results" / "tiny")
     filtered = [p["questions"] for p in loaded["filter"].values()]
     assert calibrated["keep_rates"]["filter"] == round(sum(f.kept for f in filtered)
                                                        / sum(f.total for f in filtered), 4)
@@ -197,9 +202,9 @@ def test_calibration_measures_the_plan_from_the_run(hf_run):
     assert calibrated["samples_per_job_hour"]["generate"] == pytest.approx(generated * 3600 / seconds, rel=1e-3)
     assert set(calibrated["samples_per_job_hour"]) == {"generate", "filter", "difficulty_labels", "difficulty",
                                                         "respond", "reward"}
-    run_snakemake(hf_run, "plan", "--cores", "1", "--forcerun", "plan", "--configfile",
+    run_snakemake(workdir, "plan", "--cores", "1", "--forcerun", "plan", "--configfile",
                   "results/tiny/calibration.yaml", "--config", "results=results/calibrated")
-    plan = json.loads((hf_run / "results/calibrated/plan.json").read_text())
+    plan = json.loads((workdir / "results/calibrated/plan.json").read_text())
     generate = next(stage for stage in plan["stages"] if stage["stage"] == "generate")
     assert generate["gpu_hours"] == round(2_000_000 / calibrated["samples_per_job_hour"]["generate"], 1)
 
@@ -210,9 +215,10 @@ def test_job_logs_say_where_the_job_ran(hf_run):
                             log.read_text().splitlines()[0])
 
 
-def test_report_renders_with_the_figures_embedded(hf_run):
-    run_snakemake(hf_run, *LOCAL, "--report", "report.html")
-    page = (hf_run / "report.html").read_text()
+def test_report_renders_with_the_figures_embedded(hf_run, tmp_path):
+    workdir = copy_run(hf_run, tmp_path / "wf")
+    run_snakemake(workdir, *LOCAL, "--report", "report.html")
+    page = (workdir / "report.html").read_text()
     for figure in ("funnel", "lengths", "rewards", "difficulty", "contamination"):
         assert f"data:image/png;charset=utf8;filename={figure}.png;base64,iVBOR" in page  # a PNG, inline
     assert "filename=samples.html;base64," in page and "filename=config.yaml;base64," in page
@@ -239,11 +245,40 @@ def test_every_released_response_is_the_argmax_of_its_scores(hf_run):
         assert pair["margin"] == (pytest.approx(others[0] - others[1]) if len(others) > 1 else None)
 
 
-def test_second_run_gives_a_byte_identical_release(hf_run):
-    run_snakemake(hf_run, *LOCAL, "--config", "results=results/again")
-    assert release_bytes(hf_run / "results/again/release") == release_bytes(hf_run / RELEASE)
-    for name in ("scores.json", "table.md"):  # the evaluation's SFT and answers too
-        assert (hf_run / f"results/again/evaluation/{name}").read_bytes() == (hf_run / EVALUATION / name).read_bytes()
+# What differs between two trainings that are the same: the time they took (sidecars, job records) and the
+# temporary folder a job wrote its model in (its record, and TrainingArguments pickled by the Trainer).
+MADE_HOW = ("seconds", "interruptions", "output_dir")
+
+
+def same_training_file(first: Path, second: Path) -> bool:
+    """Whether two files of two trainings are the same but for how they were made (MADE_HOW)."""
+    if first.name == "training_args.bin":  # its settings are training_job.json's; its output_dir the temporary one
+        return second.is_file()
+    if first.suffix == ".json":
+        def made(path):
+            return {key: value for key, value in json.loads(path.read_text()).items() if key not in MADE_HOW}
+        return made(first) == made(second)
+    return first.read_bytes() == second.read_bytes()
+
+
+def test_a_second_training_makes_the_same_models(hf_run, tmp_path):
+    """The training deleted and run again: seed questions, QFT, the QPO samples, pairs and models, the
+    difficulty labels and scorer are the same, file for file and byte for byte (MADE_HOW aside). The second
+    run of the synthesis, the release and the evaluation from these models: tests/test_slurm.py.
+
+    Slow: every training of the demo once more (about 1.5 minutes on 2 cores)."""
+    workdir = copy_run(hf_run, tmp_path / "wf")
+    first, second = hf_run / "results/tiny/train", workdir / "results/tiny/train"
+    shutil.rmtree(second)
+    models = [f"results/tiny/train/qpo/{gen}/model" for gen in tiny_config()["generators"]]
+    run = run_snakemake(workdir, *LOCAL, *models, "results/tiny/train/difficulty/scorer")
+    assert set(job_counts(run.stdout + run.stderr)) == {"seed_questions", "qft", "qpo_sample", "qpo_rewrite",
+                                                         "qpo_train", "difficulty_labels", "difficulty_train", "total"}
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
+    assert sorted(path.relative_to(second) for path in second.rglob("*") if path.is_file()) == files
+    assert any(name.name == "model.safetensors" for name in files)
+    for name in files:
+        assert same_training_file(first / name, second / name), name
 
 
 def test_evaluation_scores_every_model_on_every_item(hf_run):
@@ -308,8 +343,12 @@ def test_a_new_sft_learning_rate_reruns_that_models_sft_and_answers_only(hf_run,
 def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf_run, tmp_path):
     """One generate shard deleted: only its chain runs again. Its generate, respond and reward jobs are each
     SIGKILLed after their second chunk (one run each, as a node failure would); every next run resumes
-    from the chunks on disk, and the release is the same, byte for byte."""
+    from the chunks on disk, and the release is the same, byte for byte. (The runs leave out the evaluation:
+    the second run in tests/test_slurm.py re-makes it from a re-made release.)
+
+    Slow: four snakemake runs of one shard's chain, three of them killed mid-job (about 1.5 minutes)."""
     before, sidecars_before = release_bytes(hf_run / RELEASE), sidecars(hf_run / "results/tiny")
+    card_before = (hf_run / RELEASE_CARD).read_bytes()
     workdir = copy_run(hf_run, tmp_path / "wf")
     results = workdir / "results/tiny"
     (results / "generate/qwen2-math/00001.parquet").unlink()
@@ -328,19 +367,20 @@ def test_deleting_one_shard_reruns_only_that_shard_and_its_killed_jobs_resume(hf
     assert "dataset=none" not in plan.stdout  # the reference model's answers stay
     env = user_env(**{KILL_AFTER_CHUNKS_ENV: "generate:2,respond:2,reward:2"})
     for stage in ("generate", "respond", "reward"):
-        killed = run_snakemake(workdir, *LOCAL, env=env, check=False)
+        killed = run_snakemake(workdir, *LOCAL, *NO_EVALUATION, env=env, check=False)
         assert killed.returncode != 0, killed.stdout[-3000:]
         chunks = chunks_dir(results / stage / "qwen2-math/00001.parquet")
         assert len(list(chunks.glob(f"{stage}-*.json"))) == 2, killed.stdout[-3000:] + killed.stderr[-3000:]
         assert not (results / stage / "qwen2-math/00001.stats.json").exists()
         if stage == "respond":
             check_status_of_the_killed_run(workdir, results)
-    run_snakemake(workdir, *LOCAL, env=env)
+    run_snakemake(workdir, *LOCAL, *NO_EVALUATION, env=env)
     for stage in ("generate", "respond", "reward"):
         log = (results / "logs" / stage / "qwen2-math/00001.log").read_text()
         assert re.search(rf"resuming {stage} qwen2-math/00001: 2 of \d+ chunks done", log), log[-3000:]
         assert not chunks_dir(results / stage / "qwen2-math/00001.parquet").exists()
     assert release_bytes(results / "release") == before
+    assert (workdir / RELEASE_CARD).read_bytes() == card_before  # the release job's card (README.md's body)
     after = sidecars(results)
     made_how = ("seconds", "interruptions")
     for stage, shards in sidecars_before.items():
@@ -407,22 +447,14 @@ def test_full_scale_evaluate_dry_run_plans_sft_on_whole_nodes(tmp_path):
     assert len(answers_resources) == models * shards and all("gpu=1" in line for line in answers_resources)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("generate: {shard_size: 0}", "'generate.shard_size': 0 is less than the minimum of 1"),
-    ("respond: {model: qwen3-math}", "'respond.model': unknown model key 'qwen3-math'"),
-    ("filter: {langauge: ascii}", "'langauge' was unexpected"),
-    ("release: {near_dup: {bands: 7}}", "'release.near_dup': num_perm (120) must be a multiple of bands (7)"),
-    ("release: {decontamination: {benchmarks: {mine: {field: q}}}}", "'release.decontamination.benchmarks.mine'"),
-    ("release: {decontamination: {benchmarks: {gsm8k: {path: no/such.jsonl}}}}", "no/such.jsonl"),
-    ("difficulty: {keep: {rule: count}}", "'difficulty.keep.count': rule count needs a count"),
-    ("difficulty: {scorer: {model: no-such-base}}", "'difficulty.scorer.model': unknown model key 'no-such-base'"),
-])
-def test_bad_config_stops_before_any_job(tmp_path, override, message):
+def test_a_missing_benchmark_file_stops_before_any_job(tmp_path):
+    """Its path is the benchmark index's input: Snakemake names it. (The other config errors:
+    tests/test_bad_inputs.py.)"""
     workdir = copy_workflow(tmp_path / "bad")
-    (workdir / "override.yaml").write_text(override + "\n")
+    (workdir / "override.yaml").write_text("release: {decontamination: {benchmarks: {gsm8k: {path: no/such.jsonl}}}}\n")
     result = run_snakemake(workdir, "-n", "--configfile", "override.yaml", check=False, timeout=120)
     assert result.returncode != 0
-    assert message in result.stdout + result.stderr
+    assert "no/such.jsonl" in result.stdout + result.stderr
     assert not (workdir / "results").exists()
 
 
