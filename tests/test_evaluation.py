@@ -239,7 +239,9 @@ def test_k_samples_give_pass_and_majority_at_k(tiny_models, facts_task, tmp_path
 @pytest.mark.training
 @pytest.mark.parametrize("run, ranks, deepspeed", [("sft_one_process", 1, "none"), ("sft_two_ranks_zero3", 2, "zero3")])
 def test_sft_model_scores_clearly_above_its_base_model(request, facts_task, base_accuracy, run, ranks, deepspeed):
-    """The same global batch and steps on 1 process and on 2 ranks with ZeRO-3."""
+    """The same global batch and steps on 1 process and on 2 ranks with ZeRO-3.
+
+    Slow: 120 SFT steps each, the ZeRO-3 run with 2 ranks on 2 cores (about a minute)."""
     out, metrics = request.getfixturevalue(run)
     assert (metrics["world_size"], metrics["deepspeed"], metrics["steps"]) == (ranks, deepspeed, 120)
     after = accuracy(out, facts_task, f"sft-{ranks}")

@@ -207,6 +207,9 @@ def test_dpo_raises_held_out_reward_accuracy(qft_model, tmp_path):
 @pytest.mark.training
 @pytest.mark.vllm
 def test_two_ranks_zero3_train_and_the_model_loads_in_transformers_and_vllm(tiny_models, seed_file, tmp_path):
+    """QFT then DPO, each on 2 ranks with ZeRO-3; the saved model answers the same in both engines.
+
+    Slow: two 2-rank trainings and a vLLM start (about a minute)."""
     qft_out, dpo_out = tmp_path / "qft", tmp_path / "qpo"
     two = Launch(processes_per_node=2)
     qft = train(TrainJob(kind="qft", base_model=str(tiny_models / "tiny-lm"), data=str(seed_file), output_dir="",
