@@ -2,8 +2,12 @@
 # paths of shards, sidecars, logs and each stage's files; seeds; the input and param helpers of each
 # file below, by file (Snakemake's lint wants functions apart from the rules). Rule files read these
 # and nothing of each other's, so they can be included in any order. The logic lives in the package.
+import functools
+import hashlib
 import os
 import re
+
+from snakemake.io import IOFile, apply_wildcards
 
 from scalequest.config import (
     NOT_FINE_TUNED,
@@ -20,7 +24,8 @@ from scalequest.decontam import benchmarks_in_use, question_sources
 from scalequest.gpu_jobs import job_gpus, model_gpus
 from scalequest.models import trained_generator, trained_model
 from scalequest.prefetch import OFFLINE_ENV, hub_items, is_hub_model
-from scalequest.registry import ENGINE, chain_stages, rule_family, stage
+from scalequest.preflight import ENVS as PREFLIGHT_ENVS
+from scalequest.registry import ENGINE, JOBS, TRAINING, chain_stages, rule_family, rules_of, stage
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
 try:
@@ -205,6 +210,97 @@ RELEASE_CARD = f"{RELEASE_DIR}/README.md"  # release.smk (the card rule), with t
 EVAL_DIR = f"{RESULTS}/evaluation"  # evaluation.smk
 SCORES = f"{EVAL_DIR}/scores.json"
 SCORES_TABLE = f"{EVAL_DIR}/table.md"
+
+
+# ---- rules/preflight.smk, and the GPU rules it goes before
+
+
+PREFLIGHT = f"{RESULTS}/preflight/{{partition}}/{{env}}.json"
+
+
+def slurm_setting(job_rule, resource):
+    """A Slurm resource of `job_rule` as the profile writes it (set-resources, else default-resources): None
+    without a Slurm profile."""
+    settings = workflow.resource_settings
+    for resources in (settings.overwrite_resources.get(job_rule, {}), settings.default_resources):
+        if hasattr(resources, "items") and dict(resources.items()).get(resource) is not None:
+            return dict(resources.items())[resource].raw
+    return None
+
+
+@functools.cache
+def preflight_groups():
+    """{(partition, env): [rules]}: the run's GPU rules by the Slurm partition the profile sends them to
+    and their environment (scalequest/preflight.py ENVS). Empty without a Slurm partition (profiles/local)."""
+    groups, defined = {}, {defined_rule.name for defined_rule in workflow.rules}
+    for name in (*rules_of(ENGINE), *rules_of(TRAINING)):
+        if name not in defined or JOBS[name].family == ENGINE and loads_no_model(name):
+            continue
+        partition = slurm_setting(name, "slurm_partition")
+        if partition:
+            groups.setdefault((str(partition), PREFLIGHT_ENVS[JOBS[name].family]), []).append(name)
+    return groups
+
+
+def preflight_file(name, wildcards):
+    """The preflight report a job of `name` waits for, `ancient` (a preflight run again re-runs nothing).
+    A job that already ran keeps the inputs it ran with, as Snakemake recorded them: Snakemake re-runs a job
+    whose set of input files changed, so adding a report to a finished job (a run begun before the
+    preflight, or on another partition) would re-run it."""
+    partition = slurm_setting(name, "slurm_partition")
+    if not partition or name not in [member for members in preflight_groups().values() for member in members]:
+        return []
+    outputs = [apply_wildcards(str(pattern), wildcards) for pattern in workflow.get_rule(name).output]
+    if all(os.path.exists(output) for output in outputs):
+        recorded = workflow.persistence.input(IOFile(outputs[0])) if workflow.persistence else None
+        return [ancient(path) for path in recorded or [] if path.startswith(f"{RESULTS}/preflight/")]
+    return [ancient(PREFLIGHT.format(partition=partition, env=PREFLIGHT_ENVS[JOBS[name].family]))]
+
+
+def preflight_gate(name):
+    """The input of every GPU rule: the preflight of its partition goes first (see preflight_file)."""
+    return lambda wildcards: preflight_file(name, wildcards)
+
+
+def preflight_rules(wildcards):
+    return preflight_groups().get((wildcards.partition, wildcards.env), [])
+
+
+def preflight_need(wildcards):
+    """What the preflight job checks (scalequest/preflight.py Need): a param, so that other models or
+    datasets run it again."""
+    rules = preflight_rules(wildcards)
+    return {"rules": rules, "gpus": preflight_gpus(wildcards), "datasets": HUB_ITEMS["datasets"],
+            "models": {key: config["models"][key] for name in rules for key in JOBS[name].models(config, None)},
+            "cuda": config["preflight"]["cuda"]}
+
+
+def preflight_gpus(wildcards):
+    """GPUs of the preflight job: an engine job's largest request, or a node's (training takes whole nodes:
+    the profile's gres, gpu:<n> or gpu:<type>:<n>)."""
+    rules = preflight_rules(wildcards)
+    if wildcards.env == PREFLIGHT_ENVS[TRAINING]:
+        gres = next((slurm_setting(name, "gres") for name in rules if slurm_setting(name, "gres")), None)
+        return int(str(gres).rsplit(":", 1)[-1]) if gres else 1
+    return max((job_gpus(config, name) for name in rules), default=1)
+
+
+def preflight_inputs(wildcards):
+    """The models the jobs load, built or prefetched, and the prefetched datasets: the preflight checks
+    them where the jobs will."""
+    keys = {key for name in preflight_rules(wildcards) for key in JOBS[name].models(config, None)}
+    return list(dict.fromkeys([*prefetched(), *(path for key in sorted(keys) for path in model_inputs(key))]))
+
+
+def preflight_reports():
+    """Every preflight report of the run, for the run report (`ancient`: a new one re-runs nothing else)."""
+    return [ancient(PREFLIGHT.format(partition=partition, env=env)) for partition, env in sorted(preflight_groups())]
+
+
+def env_digest(path):
+    """An environment file's content digest: a changed environment runs the preflight again."""
+    with open(os.path.join(CHECKOUT, path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
 
 
 # ---- rules/seed_questions.smk

@@ -10,6 +10,7 @@ if DIFFICULTY_ON:  # the keep rule was checked with the config (validate_config)
         input:
             seeds=SEED_QUESTIONS,
             model=model_inputs(DIFFICULTY["labels"]["solver"]),
+            preflight=preflight_gate("difficulty_labels"),
         output:
             shard=label_file(),
             stats=label_stats_file(),
@@ -35,6 +36,7 @@ if DIFFICULTY_ON:  # the keep rule was checked with the config (validate_config)
         input:
             data=[label_file(part) for part in LABEL_PARTS],
             model=model_inputs(DIFFICULTY["scorer"]["model"]),
+            preflight=preflight_gate("difficulty_train"),
         output:
             model=directory(SCORER_DIR),
         params:
@@ -59,6 +61,7 @@ if DIFFICULTY_ON:  # the keep rule was checked with the config (validate_config)
         input:
             questions=shard_file("filter"),
             model=SCORER_DIR,
+            preflight=preflight_gate("difficulty"),
         output:
             shard=shard_file("difficulty"),
             stats=stats_file("difficulty"),

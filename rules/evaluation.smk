@@ -25,6 +25,7 @@ rule sft:
     input:
         data=sft_pairs_file(),
         model=lambda w: model_inputs(w.model),
+        preflight=preflight_gate("sft"),
     output:
         model=directory(sft_model_dir()),
     wildcard_constraints:
@@ -71,6 +72,7 @@ rule eval_answers:
     input:
         benchmark=eval_items_file(),
         model=evaluated_model_inputs,
+        preflight=preflight_gate("eval_answers"),
     output:
         shard=eval_answers_file(),
         stats=f"{EVAL_DIR}/answers/{{model}}/{{dataset}}/{{bench}}/{{shard}}.stats.json",

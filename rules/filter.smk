@@ -5,6 +5,7 @@ rule filter:
     input:
         questions=shard_file("generate"),
         model=model_inputs(SOLVABILITY["model"]) if SOLVABILITY["enabled"] else [],
+        preflight=preflight_gate("filter"),
     output:
         shard=shard_file("filter"),
         stats=stats_file("filter"),

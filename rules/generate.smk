@@ -7,6 +7,7 @@ if MODEL_GENERATORS:
     rule generate:
         input:
             model=generator_model_inputs,
+            preflight=preflight_gate("generate"),
         output:
             shard=shard_file("generate"),
             stats=stats_file("generate"),

@@ -9,6 +9,7 @@ rule model_screen:
         matches=shard_file("matches"),
         **benchmark_index_inputs(),
         models=[model_inputs(key) for key in CONTAMINATION_MODELS.values() if key],
+        preflight=preflight_gate("model_screen"),
     output:
         shard=shard_file("model_matches"),
         stats=stats_file("model_matches"),

@@ -8,6 +8,7 @@ if TRAINED_GENERATORS["qft"]:
             data=SEED_QUESTIONS,
             model=lambda w: model_inputs(base_model(w)),
             optimizer_check=lambda w: optimizer_check(w),
+            preflight=preflight_gate("qft"),
         output:
             model=directory(trained_model_dir("qft")),
         wildcard_constraints:

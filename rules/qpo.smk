@@ -30,6 +30,7 @@ if TRAINED_GENERATORS["qpo"]:
     rule qpo_sample:
         input:
             model=trained_model_dir("qft"),
+            preflight=preflight_gate("qpo_sample"),
         output:
             samples=f"{QPO_DIR}/samples.parquet",
             stats=f"{QPO_DIR}/samples.stats.json",
@@ -54,6 +55,7 @@ if TRAINED_GENERATORS["qpo"]:
         input:
             samples=f"{QPO_DIR}/samples.parquet",
             model=model_inputs(OPTIMIZER),
+            preflight=preflight_gate("qpo_rewrite"),
         output:
             pairs=f"{QPO_DIR}/pairs.parquet",
             stats=f"{QPO_DIR}/pairs.stats.json",
@@ -80,6 +82,7 @@ if TRAINED_GENERATORS["qpo"]:
         input:
             data=f"{QPO_DIR}/pairs.parquet",
             model=trained_model_dir("qft"),
+            preflight=preflight_gate("qpo_train"),
         output:
             model=directory(trained_model_dir("qpo")),
         params:

@@ -7,6 +7,7 @@ rule report_files:
         unpack(sidecar_inputs),  # the sidecars: the interruptions table
         funnel=RELEASE_FUNNEL,
         data=RELEASE_DATA,
+        preflight=preflight_reports(),
     output:
         funnel=report_file("funnel.png", "Funnel", "funnel.rst"),
         lengths=report_file("lengths.png", "Distributions", "lengths.rst"),
@@ -14,6 +15,7 @@ rule report_files:
         difficulty=report_file("difficulty.png", "Difficulty", "difficulty.rst"),
         contamination=report_file("contamination.png", "Decontamination", "contamination.rst"),
         interruptions=report_file("interruptions.html", "Run", "interruptions.rst"),
+        preflight=report_file("preflight.html", "Run", "preflight.rst"),
         samples=report_file("samples.html", "Sample pairs", "samples.rst"),
         config=report_file("config.yaml", "Configuration", "config.rst"),
     params:

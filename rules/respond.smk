@@ -7,6 +7,7 @@ rule respond:
     input:
         **questions_to_answer(),
         model=model_inputs(config["respond"]["model"]),
+        preflight=preflight_gate("respond"),
     output:
         shard=shard_file("respond"),
         stats=stats_file("respond"),

@@ -6,6 +6,7 @@ rule reward:
     input:
         responses=shard_file("respond"),
         model=model_inputs(config["reward"]["model"]),
+        preflight=preflight_gate("reward"),
     output:
         shard=shard_file("reward"),
         stats=stats_file("reward"),

@@ -28,7 +28,8 @@ class Job:
     family: str
     minutes: int | None = None  # a GPU job's first-attempt time limit (engines: a 10,000-question shard of a
     #                              7B model on one A100/H100, with room)
-    models: ModelKeys | None = None  # engines: the model keys one job loads (a generator's job when `gen` is given)
+    models: ModelKeys | None = None  # the model keys one job loads (a generator's job when `gen` is given);
+    #                                  training: the base models it trains
 
 
 @dataclass(frozen=True)
@@ -97,29 +98,30 @@ def _evaluated_models(config: Mapping[str, Any], gen: str | None) -> list[str]:
 
 
 def _model_at(*keys: str) -> ModelKeys:
-    """The one model whose key is the config value at `keys`."""
+    """The model key, or list of keys, that is the config value at `keys`."""
     def models(config: Mapping[str, Any], gen: str | None) -> list[str]:
         value: Any = config
         for key in keys:
             value = value[key]
-        return [value]
+        return list(value) if isinstance(value, list) else [value]
     return models
 
 
 STAGES: tuple[Stage, ...] = (
     # Stage 1-2: QFT and QPO of the generators that train.
     Stage("seed_questions", Job("seed_questions", CPU)),
-    Stage("qft", Job("qft", TRAINING, 240), plan=Plan(PER_GPU)),
+    Stage("qft", Job("qft", TRAINING, 240, _generator_model), plan=Plan(PER_GPU)),
     Stage("qpo_sample", Job("qpo_sample", ENGINE, 60, _generator_model), schema="records:QUESTIONS",
           plan=Plan(PER_JOB), chunks="questions"),
     Stage("qpo_rewrite", Job("qpo_rewrite", ENGINE, 120, _optimizer), schema="records:PAIRS", plan=Plan(PER_JOB),
           chunks="questions"),
-    Stage("qpo_train", Job("qpo_train", TRAINING, 240), plan=Plan(PER_GPU)),
+    Stage("qpo_train", Job("qpo_train", TRAINING, 240, _generator_model), plan=Plan(PER_GPU)),
     # The difficulty scorer: solver fail rates on the seed questions, and a regression head trained on them.
     Stage("difficulty_labels", Job("difficulty_labels", ENGINE, 120, _model_at("difficulty", "labels", "solver")),
           schema="records:LABELS", units=("questions", "responses"), difficulty=True,
           plan=Plan(PER_JOB, "responses", tokens=True), chunks="responses"),
-    Stage("difficulty_train", Job("difficulty_train", TRAINING, 240), difficulty=True, plan=Plan(PER_GPU)),
+    Stage("difficulty_train", Job("difficulty_train", TRAINING, 240, _model_at("difficulty", "scorer", "model")),
+          difficulty=True, plan=Plan(PER_GPU)),
     # Stage 3-5, per (generator, shard), in data-flow order.
     Stage("generate", Job("generate", ENGINE, 60, _generator_model), schema="records:QUESTIONS", units=("questions",),
           chain=True, plan=Plan(PER_JOB, "questions", tokens=True),
@@ -151,14 +153,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("release", Job("release", CPU), schema="records:RELEASE"),
     # What the data is worth: SFT of base models on the release (or other datasets), scored on the benchmarks.
     Stage("sft_data", Job("sft_data", CPU)),  # evaluation/datasets: each dataset's pairs as JSONL
-    Stage("sft", Job("sft", TRAINING, 2880), plan=Plan(PER_GPU)),  # evaluation/sft/<model>/<dataset>/model
+    # evaluation/sft/<model>/<dataset>/model
+    Stage("sft", Job("sft", TRAINING, 2880, _model_at("evaluation", "base_models")), plan=Plan(PER_GPU)),
     Stage("eval_items", Job("eval_items", CPU)),  # evaluation/benchmarks: items with gold answers
     Stage("eval_answers", Job("eval_answers", ENGINE, 120, _evaluated_models), schema="evaluation.records:EVAL_ANSWERS",
           chunks="questions"),  # evaluation/answers/<model>/<dataset>/<benchmark>/<shard>
     Stage("evaluation", Job("evaluate", LOCAL)),  # evaluation/scores.json and table.md
 )
 # Rules that write no stage: the target, model and benchmark builds, fetching, checks, plan and report.
-SUPPORT_RULES = {"all": LOCAL, "prefetch": LOCAL, "check_optimizer": LOCAL, "build_tiny_lm": CPU,
+SUPPORT_RULES = {"all": LOCAL, "prefetch": LOCAL, "preflight": ENGINE, "check_optimizer": LOCAL,
+                 "build_tiny_lm": CPU,
                  "build_tiny_reward": CPU, "build_tiny_benchmark": CPU, "plan": LOCAL, "calibrate": LOCAL,
                  "report_files": LOCAL, "card": LOCAL, "report_evaluation": LOCAL}
 

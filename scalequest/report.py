@@ -180,6 +180,27 @@ def interruptions_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> 
                             f"<tbody>{cells}</tbody></table>\n")
 
 
+def preflight_table(report_paths: Sequence[str | Path], path: str | Path) -> None:
+    """The preflight reports (one per Slurm partition and environment, scalequest/preflight.py) as an
+    HTML table: where each ran, what the node offered, and every check's verdict."""
+    rows = []
+    for report_path in report_paths:
+        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+        facts, gpus = report["facts"], report["facts"]["gpus"]
+        first = gpus[0] if gpus else None
+        hardware = (f"{len(gpus)} x {first['name']} ({first['memory_mib']} MiB), driver {first['driver']}" if first
+                    else facts["nvidia_smi_error"] or "no GPU")
+        checks = "; ".join(f"{check['name']}: {'ok' if check['ok'] else 'FAILED'} ({check['found']})"
+                           for check in report["checks"])
+        cells = (report["partition"], report["env"], report["node"], hardware,
+                 f"torch {facts['torch_version']}, CUDA {facts['torch_cuda'] or 'none (a CPU build)'}", checks)
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>")
+    if not rows:
+        rows = ["<tr><td colspan=6>No preflight: the run's GPU jobs went to no Slurm partition.</td></tr>"]
+    write_text_atomic(path, "<table><thead><tr><th>partition</th><th>environment</th><th>node</th><th>GPUs</th>"
+                            "<th>torch</th><th>checks</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>\n")
+
+
 def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
     """The released pairs' measures the figures plot (lengths in characters)."""
     table = pq.read_table(data_dir, columns=["question", "response", "score", "margin", "difficulty"])
@@ -193,10 +214,11 @@ def released_columns(data_dir: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, stats_paths: Sequence[str | Path],
-                       config: Mapping[str, Any], samples: int, seed: int, out: Mapping[str, str | Path]) -> None:
+                       preflight_paths: Sequence[str | Path], config: Mapping[str, Any], samples: int, seed: int,
+                       out: Mapping[str, str | Path]) -> None:
     """Every figure and table of the report: `out` maps funnel, lengths, rewards, difficulty,
-    contamination, interruptions, samples and config to their paths (`stats_paths`: the GPU stages'
-    sidecars)."""
+    contamination, interruptions, preflight, samples and config to their paths (`stats_paths`: the GPU
+    stages' sidecars; `preflight_paths`: the preflight reports)."""
     funnel = json.loads(Path(funnel_path).read_text(encoding="utf-8"))
     columns = released_columns(data_dir)
     funnel_figure(funnel, out["funnel"])
@@ -207,6 +229,7 @@ def write_report_files(*, funnel_path: str | Path, data_dir: str | Path, stats_p
     difficulty_figure(funnel.get("difficulty"), out["difficulty"])
     contamination_figure(funnel["decontamination"], out["contamination"])
     interruptions_table(interruptions(stats_paths, config), out["interruptions"])
+    preflight_table(preflight_paths, out["preflight"])
     table = pq.read_table(data_dir, columns=["id", "question", "response", "score", "difficulty"])
     picked = np.sort(np.random.default_rng(seed).permutation(table.num_rows)[:samples])
     samples_table(table.take(picked).to_pylist(), out["samples"])

@@ -7,5 +7,6 @@ if __name__ == "__main__":
     with rule_job(sm):
         write_report_files(funnel_path=sm.input.funnel, data_dir=sm.input.data,
                            stats_paths=[path for name in sm.input.keys() if name.endswith("_stats")
-                                        for path in sm.input[name]], config=sm.params.config,
-                           samples=sm.params.samples, seed=sm.params.seed, out=dict(sm.output.items()))
+                                        for path in sm.input[name]], preflight_paths=list(sm.input.preflight),
+                           config=sm.params.config, samples=sm.params.samples, seed=sm.params.seed,
+                           out=dict(sm.output.items()))

@@ -529,7 +529,8 @@ class SlurmCluster:
                 f"AccountingStoragePort={self.ports['slurmdbd']}",
                 # with munge this names the munge socket; without it slurmctld can't reach slurmdbd
                 f"AccountingStoragePass={self.root / 'munge' / 'munge.socket.2'}",
-                "AccountingStorageEnforce=associations,limits"]
+                "AccountingStorageEnforce=associations,limits",
+                "AccountingStoreFlags=job_comment"]  # sacct shows the comment, where the Snakemake plugin names the rule
 
     def _gres_conf(self) -> str:
         lines = ["AutoDetect=off"]

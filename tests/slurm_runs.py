@@ -2,6 +2,7 @@
 profiles/slurm, as a user types it) against a test cluster (slurm_cluster), for the Slurm test modules."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from scalequest.chunks import chunks_dir
 from slurm_cluster import Partition, SlurmCluster, SlurmJob
 
 STEADY_SNAKEMAKE = Path(__file__).with_name("steady_snakemake.py")
+STAND_IN_TOOLS = Path(__file__).with_name("bin")  # nvidia-smi
 GPUS = 4  # fake GPUs per node of the test cluster: the tiny preset's generate shards (4) run side by side
 ONE_NODE, TWO_NODES = "debug", "twonodes"  # the test cluster's partitions
 # What the profile's cluster settings become on the test cluster (8 CPUs, 19 GB per node).
@@ -33,8 +35,10 @@ def cluster_for_tests(root: Path) -> SlurmCluster:
 def profile_env(**settings: str | int) -> dict[str, str]:
     """The environment the demo ran in (conftest.user_env: this interpreter first on PATH, no
     SCALEQUEST_SHARED_DATA), with the profile's cluster settings for the test cluster (each
-    overridable) as SCALEQUEST_SLURM_* variables."""
+    overridable) as SCALEQUEST_SLURM_* variables, and the stand-in nvidia-smi (tests/bin) on PATH, which
+    the jobs inherit: the nodes report H100 GPUs on driver 580 ($SCALEQUEST_FAKE_GPUS changes that)."""
     env = {key: value for key, value in user_env().items() if not key.startswith("SCALEQUEST_SLURM_")}
+    env["PATH"] = f"{STAND_IN_TOOLS}{os.pathsep}{env['PATH']}"
     for name, value in {**TEST_CLUSTER_SETTINGS, **settings}.items():
         env[f"SCALEQUEST_SLURM_{name.upper()}"] = str(value)
     return env

@@ -22,7 +22,7 @@ import pytest
 from conftest import copy_run, copy_workflow, full_config, job_counts, release_bytes, shards_per_stage, tiny_config
 from scalequest.chunks import ATTEMPTS_FILE, chunks_dir
 from scalequest.failure_injection import FAIL_ONCE_ENV
-from scalequest.registry import JOBS
+from scalequest.registry import ENGINE, JOBS, TRAINING, rules_of
 from slurm_cluster import SlurmCluster
 from slurm_runs import (
     GPUS,
@@ -267,7 +267,8 @@ def test_a_gpu_job_is_retried_with_the_same_time_limit_and_more_memory(slurm_syn
 def test_a_model_on_four_gpus_makes_a_four_gpu_job(slurm_cluster, demo_run, tmp_path):
     """The judge's model asks for 4 GPUs (models.tiny-lm.gpus; a vLLM model would by its
     tensor_parallel_size): one shard's filter job is submitted as a 4-GPU job and sees all 4 (the
-    hf engine then runs on the CPU here). mtime triggers only: nothing upstream is re-made."""
+    hf engine then runs on the CPU here), after the partition's preflight, which asked for 4 GPUs too
+    and saw them. mtime triggers only: nothing upstream is re-made."""
     workdir = copy_run(demo_run, tmp_path / "wf")
     target = f"{RESULTS}/filter/qwen2-math/00000.parquet"
     for path in (target, target.replace(".parquet", ".stats.json")):
@@ -275,8 +276,10 @@ def test_a_model_on_four_gpus_makes_a_four_gpu_job(slurm_cluster, demo_run, tmp_
     (workdir / "gpus.yaml").write_text("models:\n  tiny-lm: {gpus: 4}\n")
     result = run_on_slurm(workdir, slurm_cluster, target, "--configfile", "presets/tiny.yaml", "gpus.yaml",
                           "--rerun-triggers", "mtime", timeout=600)
-    assert job_counts(result.stdout + result.stderr) == {"filter": 1, "total": 1}
-    assert re.search(r"resources: .*\bgpu=4\b", result.stdout + result.stderr)
+    assert job_counts(result.stdout + result.stderr) == {"preflight": 1, "filter": 1, "total": 2}
+    assert len(re.findall(r"resources: .*\bgpu=4\b", result.stdout + result.stderr)) == 2  # the preflight too
+    preflight = json.loads((workdir / RESULTS / "preflight/debug/vllm.json").read_text())
+    assert preflight["gpus_asked"] == 4 and len(preflight["facts"]["gpus"]) == 4, preflight
     header = (workdir / RESULTS / "logs/filter/qwen2-math/00000.log").read_text().splitlines()[0]
     assert re.fullmatch(r"== rule filter on \S+, Slurm job \d+, hub offline, CUDA_VISIBLE_DEVICES=0,1,2,3",
                         header), header
@@ -300,6 +303,38 @@ def test_bad_requests_fail_at_submission_while_the_rest_goes_on(slurm_cluster, d
         assert result.returncode != 0, output[-4000:]
         assert "Error in rule screen" in output and message in output, output[-4000:]
         assert (workdir / kept).is_file() and not (workdir / refused).exists(), output[-4000:]
+
+
+def submitted_rules(cluster: SlurmCluster, since: str) -> list[str]:
+    """The rule of every job submitted since `since` (sacct's start format), from the accounting records:
+    the Snakemake plugin's --comment names the rule."""
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", since, "--format=JobIDRaw,Comment%200"], env=cluster.env,
+                         capture_output=True, text=True, check=True).stdout
+    return [re.sub(r"^rule_(\w+?)(_wildcards_.*)?$", r"\1", line.split("|", 1)[1]) for line in out.splitlines()]
+
+
+def test_an_old_driver_stops_the_run_in_the_preflight(slurm_cluster, demo_run, tmp_path):
+    """The nodes report driver 550.54.15 (the stand-in nvidia-smi): `snakemake --profile slurm` fails within
+    the preflight of the engine jobs' partition, whose message names the node, the driver, the minimum
+    the environment's torch needs and the route; Slurm's accounting shows no job but the preflight."""
+    workdir = copy_run(demo_run, tmp_path / "wf")
+    for path in (f"{RESULTS}/filter/qwen2-math/00000.parquet", f"{RESULTS}/filter/qwen2-math/00000.stats.json"):
+        (workdir / path).unlink()
+    gpus = tmp_path / "gpus.json"
+    gpus.write_text(json.dumps({"driver": "550.54.15"}))
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    result = run_on_slurm(workdir, slurm_cluster, env={**profile_env(), "SCALEQUEST_FAKE_GPUS": str(gpus)},
+                          check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    assert "Error in rule preflight" in output, output[-6000:]
+    problem = re.search(r"- node (\S+): NVIDIA driver 550\.54\.15 is older than 580\.65\.06, which torch \S+, "
+                        r"whose PyPI wheel is CUDA 13\.0 needs: install the CUDA 12 environment instead \(pip "
+                        r"install -r envs/gpu-requirements-cu12\.txt", output)
+    assert problem and problem[1] in slurm_cluster.node_names, output[-6000:]
+    assert set(submitted_rules(slurm_cluster, since)) == {"preflight"}, submitted_rules(slurm_cluster, since)
+    assert json.loads((workdir / RESULTS / "preflight/debug/vllm.failed.json").read_text())["node"] == problem[1]
+    assert not (workdir / RESULTS / "preflight/debug/vllm.json").exists()
 
 
 SLURM_COMMANDS = {"sbatch", "srun", "squeue", "sinfo", "sacct", "scancel", "scontrol", "sacctmgr", "salloc"}
@@ -333,3 +368,9 @@ def test_profile_plans_without_slurm(tmp_path):
         config = full_config()
         assert counts["generate"] == shards_per_stage(config) and counts["qft"] == len(config["generators"])
         assert "slurm_partition=" in result.stdout  # the profile's default resources reached the plan
+        # One preflight per GPU environment on the profile's partition, listed before any GPU job.
+        assert counts["preflight"] == 2 and {"gpu/vllm.json", "gpu/train.json"} == set(
+            re.findall(r"output: results/preflight/(\S+)", result.stdout)), result.stdout[-4000:]
+        blocks = re.findall(r"^(?:local)?rule (\w+):", result.stdout, re.MULTILINE)
+        gpu_rules = set(rules_of(ENGINE)) | set(rules_of(TRAINING))
+        assert blocks.index("preflight") < min(i for i, rule in enumerate(blocks) if rule in gpu_rules), blocks
