@@ -1,6 +1,7 @@
 """Model entries of the config as typed specs, and where a model path points: a hub id or a local folder."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +24,17 @@ def is_local_model_path(path: str) -> bool:
 def is_hub_model(entry: Mapping[str, Any]) -> bool:
     """A model the engines load from the hub: not an API model, not built here, not a local folder."""
     return entry["engine"] != "openai" and not entry.get("build") and not is_local_model_path(entry["path"])
+
+
+def model_config(path: str) -> dict[str, Any]:
+    """A model's config.json: from its folder, or for a hub id from the Hugging Face cache (the prefetch
+    filled it)."""
+    config = Path(path) / MODEL_CONFIG_FILE
+    if not config.is_file():
+        from huggingface_hub import hf_hub_download
+
+        config = Path(hf_hub_download(path, MODEL_CONFIG_FILE))
+    return json.loads(config.read_text())
 
 
 def local_folder_problem(path: str) -> str | None:

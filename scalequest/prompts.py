@@ -61,8 +61,11 @@ SAME_PROBLEM_PROMPT = (
 RESPONSE_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
 # The chat format of a base model whose tokenizer has none (Mistral-7B, Llama-3-8B): what SFT trains
-# it on and what the engines render for it. "User: ...\n\nAssistant: ...<eos>", as DeepSeekMath's.
+# it on and what the engines render for it. "<bos>User: ...\n\nAssistant: ...<eos>", as DeepSeekMath's.
+# The template writes the BOS: TRL tokenizes a rendered chat without adding special tokens, and the
+# engines add none to a text that starts with it, so training and scoring both see it once.
 PLAIN_CHAT_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}"
     "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from functools import cached_property
+from typing import Any, Mapping, Sequence
 
-from ..models import ModelSpec
+from ..models import ModelSpec, model_config
 from ..prompts import PLAIN_CHAT_TEMPLATE
 
 
@@ -125,8 +126,26 @@ class GenerationEngine(_TokenizingEngine, ChatEngine):
         return [None if result is None else result[0] for result in results]
 
 
+def reward_suffix(config: Mapping[str, Any]) -> tuple[int, ...]:
+    """The ids a reward model's own scoring code appends to every input before it reads the score at the
+    last token, from its config.json: `reward_token_id` (internlm2-7b-reward's token 92527), else none."""
+    token = config.get("reward_token_id")
+    return () if token is None else (int(token),)
+
+
+def scoring_input(ids: Sequence[int], max_len: int, suffix: Sequence[int]) -> tuple[list[int], bool]:
+    """`ids` cut to `max_len` with `suffix` whole at the end (the score is read there), and whether they were cut."""
+    room = max_len - len(suffix)
+    return list(ids[:room]) + list(suffix), len(ids) > room
+
+
 class ScoringEngine(_TokenizingEngine):
     """Conversations in, one float each out (a reward or a regression score)."""
+
+    @cached_property
+    def suffix_ids(self) -> tuple[int, ...]:
+        """What the model's own code appends to an input before scoring it (reward_suffix)."""
+        return reward_suffix(model_config(self.spec.path))
 
     @abstractmethod
     def score_ids(self, inputs: Sequence[list[int]]) -> list[float]:
@@ -139,13 +158,12 @@ class ScoringEngine(_TokenizingEngine):
 
     def score_texts(self, texts: Sequence[str]) -> tuple[list[float], int]:
         """Scores of plain texts (a regression head on questions), and how many were cut to the
-        model's context length."""
+        model's context length; the model's suffix_ids end every input, so the score is read there."""
         inputs, truncated = [], 0
         for text in texts:
-            ids = self.encode(text)
-            if len(ids) > self.spec.max_model_len:
-                ids, truncated = ids[: self.spec.max_model_len], truncated + 1
+            ids, cut = scoring_input(self.encode(text), self.spec.max_model_len, self.suffix_ids)
             inputs.append(ids)
+            truncated += cut
         return (self.score_ids(inputs) if inputs else []), truncated
 
 

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import gc
-import json
 import os
-from pathlib import Path
 from typing import Sequence
 
-from ..models import ModelSpec
+from ..models import ModelSpec, model_config
 from .base import Completion, EmbeddingEngine, GenerationEngine, Sampling, ScoringEngine
 from .pooling import CLS, LAST, MEAN, pooling_mode
 
@@ -91,8 +89,9 @@ class VLLMGenerator(GenerationEngine):
 
 
 class VLLMScorer(ScoringEngine):
-    """vLLM pooling: sequence-classification checkpoints through `classify` (raw logit), and
-    vLLM's own *ForRewardModel architectures through per-token rewards (the last token's)."""
+    """vLLM pooling: sequence-classification checkpoints through `classify`, and vLLM's own *ForRewardModel
+    architectures through per-token rewards, the last token's (the reward token, where the model's config
+    names one: ScoringEngine.suffix_ids). Both raw: vLLM's default activation would be a sigmoid."""
 
     def __init__(self, spec: ModelSpec, seed: int = 0):
         self.spec = spec
@@ -104,10 +103,11 @@ class VLLMScorer(ScoringEngine):
         from vllm import PoolingParams
 
         prompts = [{"prompt_token_ids": list(ids)} for ids in inputs]
+        raw = PoolingParams(use_activation=False)
         if self.token_reward:
-            outputs = self.llm.encode(prompts, pooling_task="token_classify", use_tqdm=True)
+            outputs = self.llm.encode(prompts, pooling_params=raw, pooling_task="token_classify", use_tqdm=True)
             return [float(out.outputs.data[-1].reshape(-1)[0]) for out in outputs]
-        outputs = self.llm.classify(prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=True)
+        outputs = self.llm.classify(prompts, pooling_params=raw, use_tqdm=True)
         return [float(out.outputs.probs[0]) for out in outputs]
 
     def close(self) -> None:
@@ -138,11 +138,5 @@ class VLLMEmbedder(EmbeddingEngine):
 
 def _is_token_reward_model(path: str) -> bool:
     """True for vLLM's own *ForRewardModel architectures (per-token rewards)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        # A hub id: read its config.json from the Hugging Face cache (filled by the prefetch).
-        from huggingface_hub import hf_hub_download
-
-        config = Path(hf_hub_download(path, "config.json"))
-    architectures = json.loads(config.read_text()).get("architectures") or []
+    architectures = model_config(path).get("architectures") or []
     return any(name.endswith("ForRewardModel") for name in architectures)
