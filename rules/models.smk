@@ -2,6 +2,10 @@
 TINY_LM = built_model_path("tiny-lm")
 TINY_REWARD = built_model_path("tiny-reward")
 TINY_LM_SEED = derive_seed(config["seed"], "tiny-lm", "all", 0)
+# Tiny random-weight twins of the full-scale architectures, for a rehearsal (presets/rehearsal.yaml).
+LLAMA_TWIN = built_model_path("llama-twin")
+MISTRAL_TWIN = built_model_path("mistral-twin")
+INTERNLM2_REWARD_TWIN = built_model_path("internlm2-reward-twin")
 TINY_BENCHMARK = next((entry["path"] for entry in config["release"]["decontamination"]["benchmarks"].values()
                        if entry.get("build") == "tiny-benchmark"), None)
 
@@ -35,6 +39,51 @@ if TINY_REWARD:
             "../envs/cpu.yaml"
         script:
             "../scripts/build_tiny_reward.py"
+
+
+if LLAMA_TWIN:
+
+    rule build_llama_twin:
+        output:
+            directory(LLAMA_TWIN),
+        params:
+            seed=derive_seed(config["seed"], "llama-twin", "all", 0),
+        log:
+            f"{RESULTS}/logs/build_llama_twin.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/build_llama_twin.py"
+
+
+if MISTRAL_TWIN:
+
+    rule build_mistral_twin:
+        output:
+            directory(MISTRAL_TWIN),
+        params:
+            seed=derive_seed(config["seed"], "mistral-twin", "all", 0),
+        log:
+            f"{RESULTS}/logs/build_mistral_twin.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/build_mistral_twin.py"
+
+
+if INTERNLM2_REWARD_TWIN:
+
+    rule build_internlm2_reward_twin:
+        output:
+            directory(INTERNLM2_REWARD_TWIN),
+        params:
+            seed=derive_seed(config["seed"], "internlm2-reward-twin", "all", 0),
+        log:
+            f"{RESULTS}/logs/build_internlm2_reward_twin.log",
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../scripts/build_internlm2_reward_twin.py"
 
 
 if TINY_BENCHMARK:

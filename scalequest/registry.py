@@ -164,6 +164,7 @@ STAGES: tuple[Stage, ...] = (
 SUPPORT_RULES = {"all": LOCAL, "prefetch": LOCAL, "preflight": ENGINE, "check_optimizer": LOCAL,
                  "build_tiny_lm": CPU,
                  "build_tiny_reward": CPU, "build_tiny_benchmark": CPU, "plan": LOCAL, "calibrate": LOCAL,
+                 "build_llama_twin": CPU, "build_mistral_twin": CPU, "build_internlm2_reward_twin": CPU,
                  "report_files": LOCAL, "card": LOCAL, "report_evaluation": LOCAL}
 
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -530,7 +530,8 @@ class SlurmCluster:
                 # with munge this names the munge socket; without it slurmctld can't reach slurmdbd
                 f"AccountingStoragePass={self.root / 'munge' / 'munge.socket.2'}",
                 "AccountingStorageEnforce=associations,limits",
-                "AccountingStoreFlags=job_comment"]  # sacct shows the comment, where the Snakemake plugin names the rule
+                # sacct shows the job's comment, where the Snakemake plugin names the rule
+                "AccountingStoreFlags=job_comment"]
 
     def _gres_conf(self) -> str:
         lines = ["AutoDetect=off"]
