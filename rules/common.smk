@@ -285,6 +285,17 @@ def preflight_gpus(wildcards):
     return max((job_gpus(config, name) for name in rules), default=1)
 
 
+def preflight_gpu_model(wildcards):
+    """The GPU type the group's jobs ask for (the profile's gpu_model, or the type in a training gres
+    gpu:<type>:<n>), None for any: the preflight must land on the GPUs the jobs will."""
+    for member in preflight_rules(wildcards):
+        gres = str(slurm_setting(member, "gres") or "").split(":")
+        model = slurm_setting(member, "gpu_model") or (gres[1] if len(gres) == 3 else None)
+        if model:
+            return str(model)
+    return None
+
+
 def preflight_inputs(wildcards):
     """The models the jobs load, built or prefetched, and the prefetched datasets: the preflight checks
     them where the jobs will."""

@@ -18,6 +18,7 @@ rule preflight:
     resources:
         slurm_partition=lambda w: w.partition,
         gpu=preflight_gpus,
+        gpu_model=preflight_gpu_model,
         runtime=15,
         mem_mb=8000,
     retries: 0

@@ -360,6 +360,7 @@ def test_profile_plans_without_slurm(tmp_path):
                        (["--workflow-profile", "slurm"], "Using workflow specific profile profiles/slurm for")):
         if args[0] == "--workflow-profile":
             link.unlink()  # a checkout without the link
+            env["SCALEQUEST_SLURM_GPU_MODEL"] = "a100"  # and a GPU type: the preflight asks for it too
         result = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n"], cwd=workdir, env=env, text=True,
                                 capture_output=True, timeout=300)
         assert result.returncode == 0, result.stderr[-4000:]
@@ -371,6 +372,9 @@ def test_profile_plans_without_slurm(tmp_path):
         # One preflight per GPU environment on the profile's partition, listed before any GPU job.
         assert counts["preflight"] == 2 and {"gpu/vllm.json", "gpu/train.json"} == set(
             re.findall(r"output: results/preflight/(\S+)", result.stdout)), result.stdout[-4000:]
+        preflight_asks = re.findall(r"rule preflight:(?:\n {4}.*)*?\n {4}resources: (.*)", result.stdout)
+        typed = "SCALEQUEST_SLURM_GPU_MODEL" in env
+        assert len(preflight_asks) == 2 and all(("gpu_model=a100" in asked) == typed for asked in preflight_asks)
         blocks = re.findall(r"^(?:local)?rule (\w+):", result.stdout, re.MULTILINE)
         gpu_rules = set(rules_of(ENGINE)) | set(rules_of(TRAINING))
         assert blocks.index("preflight") < min(i for i, rule in enumerate(blocks) if rule in gpu_rules), blocks
