@@ -22,6 +22,7 @@ from .gpu_jobs import PARALLEL_ARGS, model_gpus
 from .model_shape import ModelShape, ShapeError, read_shape
 from .models import MODEL_CONFIG_FILE, TOKENIZER_FILES, is_hub_model, local_folder_problem
 from .node_facts import NodeFacts, gather, min_driver, torch_cuda, version_tuple
+from .prefetch import OFFLINE_ENV
 from .registry import ENGINE, JOBS, TRAINING
 
 ENVS = {ENGINE: "vllm", TRAINING: "train"}  # the conda env (envs/<name>.yaml) of each GPU family
@@ -165,7 +166,7 @@ def _driver(facts: NodeFacts, need: Need) -> Iterator[Check]:
     if version_tuple(driver) >= version_tuple(needed):
         yield Check("driver", True, driver, needed)
         return
-    build = f"torch {facts.torch_version}" + (f" (CUDA {cuda})" if own else f", whose PyPI wheel is CUDA {cuda}")
+    build = f"torch {facts.torch_version}" + (f" (CUDA {cuda})" if own else f" (its PyPI wheel: CUDA {cuda})")
     fix = (OLD_DRIVER_ROUTE if version_tuple(driver) >= version_tuple(min_driver("12.0")) else NO_ROUTE)
     yield Check("driver", False, driver, needed, f"NVIDIA driver {driver} is older than {needed}, which {build} "
                 f"needs: {fix.format(needed=needed)}")
@@ -315,7 +316,7 @@ def preflight_job(config: Mapping[str, Any], rules: Sequence[str], partition: st
 def run_need(config: Mapping[str, Any]) -> Need:
     """Everything the run in `config` needs of a node, for a check by hand: every GPU rule's models, the
     GPUs of the largest engine job, both environments' checks in the one environment it runs in."""
-    from .config import all_model_references  # config imports the registry, which this module imports
+    from .config import all_model_references
     from .prefetch import hub_items
 
     in_run = {key for _, key in all_model_references(config)}
@@ -337,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="config files, merged in order (config.yaml first, then yours)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     args = parser.parse_args(argv)
+    os.environ.update(OFFLINE_ENV)  # as the jobs run: what is not in the cache is missing, not fetched
     from .config import ConfigError, load_config_files
 
     try:

@@ -328,9 +328,9 @@ def test_an_old_driver_stops_the_run_in_the_preflight(slurm_cluster, demo_run, t
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-4000:]
     assert "Error in rule preflight" in output, output[-6000:]
-    problem = re.search(r"- node (\S+): NVIDIA driver 550\.54\.15 is older than 580\.65\.06, which torch \S+, "
-                        r"whose PyPI wheel is CUDA 13\.0 needs: install the CUDA 12 environment instead \(pip "
-                        r"install -r envs/gpu-requirements-cu12\.txt", output)
+    problem = re.search(r"- node (\S+): NVIDIA driver 550\.54\.15 is older than 580\.65\.06, which torch \S+ \(its "
+                        r"PyPI wheel: CUDA 13\.0\) needs: install the CUDA 12 environment instead \(pip install -r "
+                        r"envs/gpu-requirements-cu12\.txt", output)
     assert problem and problem[1] in slurm_cluster.node_names, output[-6000:]
     assert set(submitted_rules(slurm_cluster, since)) == {"preflight"}, submitted_rules(slurm_cluster, since)
     assert json.loads((workdir / RESULTS / "preflight/debug/vllm.failed.json").read_text())["node"] == problem[1]
