@@ -196,8 +196,13 @@ def _gpu_count(facts: NodeFacts, need: Need) -> Iterator[Check]:
                 "(sinfo -o '%P %G') and the profile's gpus_per_node and gpu_model")
 
 
+def uses_vllm(need: Need) -> bool:
+    """Whether the engine jobs of `need` load a model through vLLM (only then is vLLM imported and checked)."""
+    return need.env == ENVS[ENGINE] and any(entry["engine"] == "vllm" for entry in need.models.values())
+
+
 def _vllm(facts: NodeFacts, need: Need) -> Iterator[Check]:
-    if need.env != "vllm" or not any(entry["engine"] == "vllm" for entry in need.models.values()):
+    if not uses_vllm(need):
         return
     if facts.vllm_error:
         yield Check("vllm", False, facts.vllm_error, "vLLM imports", f"{facts.vllm_error}: reinstall envs/vllm.yaml")
@@ -273,7 +278,7 @@ def _parallel(facts: NodeFacts, key: str, entry: Mapping[str, Any]) -> Iterator[
 
 def preflight(need: Need, facts: NodeFacts | None = None) -> dict[str, Any]:
     """The report of one partition and environment: the node's facts, every check, the problems."""
-    facts = facts or gather(vllm=need.env == "vllm" and any(e["engine"] == "vllm" for e in need.models.values()))
+    facts = facts or gather(vllm=uses_vllm(need))
     checks = run_checks(facts, need)
     return {"partition": need.partition, "env": need.env, "node": facts.node, "gpus_asked": need.gpus,
             "cuda_required": need.cuda, "facts": facts.as_json(), "checks": [asdict(check) for check in checks],
