@@ -7,6 +7,7 @@ from snakemake.utils import min_version
 
 from scalequest.config import ConfigError
 from scalequest.config_files import check_config_files
+from scalequest.controller_lock import guard_snakemake_lock
 from scalequest.registry import undeclared_rules
 
 min_version("9.0")
@@ -74,6 +75,11 @@ rule all:
 _problems = undeclared_rules({rule.name: rule.conda_env for rule in workflow.rules}, workflow._localrules)
 if _problems:
     raise WorkflowError("\n".join(_problems))
+
+
+# One controller per results folder: a second run that would execute jobs is refused while one runs
+# (scalequest/controller_lock.py; a dry run is not).
+guard_snakemake_lock(RESULTS)
 
 
 onsuccess:

@@ -36,6 +36,8 @@ config.clear()
 config.update(_validated)
 
 RESULTS = config["results"]
+if config["umask"] is not None:  # here, so that the controller and every job (which reads this file) use it
+    os.umask(int(config["umask"], 8))
 GENERATORS = sorted(config["generators"])
 DIFFICULTY_ON = config["difficulty"]["enabled"]
 STAGES = chain_stages(DIFFICULTY_ON)  # the per-shard stages of this run, in data-flow order

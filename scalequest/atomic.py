@@ -1,6 +1,10 @@
-"""Atomic file writes: a killed job never leaves a half file under the final name."""
+"""Atomic file writes: a killed job never leaves a half file under the final name.
+
+What they make gets the mode a plain open() or mkdir() would give under the process's umask (mkstemp
+and mkdtemp make 0600 and 0700, which teammates on a shared project folder could not read)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -8,6 +12,31 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def process_umask() -> int:
+    """The process's umask. Linux tells it in /proc (os.umask can only read it by setting it, which
+    races with the process's other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _file_system_full(error: OSError, final: Path) -> OSError:
+    """`error` (disk full or over quota, which names no path when pyarrow or a flush raise it) with the
+    path being written, the space left there and what to do."""
+    free = shutil.disk_usage(final.parent).free / 2**30
+    return OSError(error.errno, f"{os.strerror(error.errno)} while writing {final} ({free:.1f} GiB free "
+                   f"on its file system): free space there, or set `results` to a larger file system, then "
+                   f"run again (finished jobs are kept)", str(final))
 
 
 @contextmanager
@@ -20,7 +49,12 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~process_umask())
         os.replace(tmp, final)
+    except OSError as error:
+        if error.errno in FULL:
+            raise _file_system_full(error, final) from error
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -34,9 +68,14 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~process_umask())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except OSError as error:
+        if error.errno in FULL:
+            raise _file_system_full(error, final) from error
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -49,6 +49,8 @@ def _error_message(error: jsonschema.ValidationError) -> str:
         return f"{error.instance!r} is not an integer (write {int(error.instance)})"
     if error.validator in ("oneOf", "anyOf") and isinstance(error.instance, dict):
         return _forms_message(error) or error.message
+    if error.validator in ("type", "pattern") and isinstance(error.schema, Mapping) and "hint" in error.schema:
+        return f"{error.message}: {error.schema['hint']}"  # a schema entry's own advice for its form
     return error.message
 
 

@@ -91,7 +91,8 @@ class FreshCloneDemo:
         def begin() -> dict:
             assert not (self.clone.parent / "shared").exists()
             fresh_clone(self.clone)
-            command = f"{shlex.join(make_demo_command())} >{shlex.quote(str(self.log))} 2>&1; " \
+            # umask 0022, a user's usual: tests/test_fresh_clone.py checks the release's modes under it
+            command = f"umask 022; {shlex.join(make_demo_command())} >{shlex.quote(str(self.log))} 2>&1; " \
                       f"echo $? >{shlex.quote(str(self.exit_file))}.tmp && mv {shlex.quote(str(self.exit_file))}.tmp " \
                       f"{shlex.quote(str(self.exit_file))}"
             # its own process group, so that stop() ends make, snakemake and its jobs together

@@ -1,5 +1,6 @@
 """The README's first command on a fresh clone, with no ../shared and no network beyond PyPI."""
 import json
+import stat
 
 from scalequest.tiny.benchmark import HELDOUT_QUESTIONS
 
@@ -19,3 +20,7 @@ def test_make_demo_on_a_fresh_clone_runs_from_the_repository_alone(fresh_clone_d
     assert funnel["decontamination"]["benchmarks"]["tiny"]["source"].startswith("results/tiny/tiny-benchmark/")
     card = (clone / "results/tiny/release/README.md").read_text()
     assert f"| tiny | results/tiny/tiny-benchmark/heldout.jsonl (question) | {HELDOUT_QUESTIONS} |" in card
+    # Made under umask 0022 (tests/demo_runs.py): teammates can read the release, as any file of the user's.
+    folder = clone / "results/tiny/release"
+    modes = {path.relative_to(clone): stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.rglob("*")]}
+    assert {path: mode for path, mode in modes.items() if mode != (0o755 if (clone / path).is_dir() else 0o644)} == {}

@@ -1,7 +1,10 @@
 """Shard schemas, stats sidecars and atomic writes."""
+import errno
 import json
+import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -10,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scalequest.atomic import atomic_path
+from scalequest.atomic import atomic_dir, atomic_path, write_text_atomic
 from scalequest.records import (
     BEST,
     QUESTIONS,
@@ -148,3 +151,34 @@ def test_funnel_counts():
     funnel.drop("a")
     funnel.drop("b", 2)
     assert funnel.to_json() == {"unit": "question", "in": 6, "kept": 3, "dropped": {"a": 1, "b": 2}}
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
+                                                        (0o077, 0o600, 0o700)])
+def test_atomic_writes_take_the_modes_of_the_umask(tmp_path, umask, file_mode, dir_mode):
+    """As a plain open() and mkdir() would: teammates read a release written under umask 0022."""
+    previous = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "data") as tmp:
+            (tmp / "part.txt").write_text("y")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == dir_mode
+    assert stat.S_IMODE((tmp_path / "data" / "part.txt").stat().st_mode) == file_mode
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_file_system_names_the_file_being_written(tmp_path, code):
+    final = tmp_path / "release" / "funnel.json"
+    with pytest.raises(OSError) as raised:
+        with atomic_path(final):
+            raise OSError(code, "Error writing bytes to file")  # as pyarrow says it: no path
+    message = str(raised.value)
+    assert raised.value.errno == code and str(final) in message and "GiB free on its file system" in message
+    assert "set `results` to a larger file system" in message
+    with pytest.raises(OSError, match="data"):
+        with atomic_dir(tmp_path / "data"):
+            raise OSError(code, "No space left on device")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["release"] and not final.exists()

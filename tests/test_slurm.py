@@ -100,8 +100,8 @@ def slurm_synthesis(slurm_cluster, demo_run, tmp_path_factory):
     reported another generate job finished, the controller is killed (SIGKILL), the frozen job cancelled
     (it never writes its shard) and the other jobs the controller had submitted are left to end, as they
     would on a cluster (a restart while they still run would race them for their outputs). A second
-    controller, started after `--unlock`, finishes the run, its respond jobs interrupted as INTERRUPTS
-    says. (About 6 minutes on 2 cores.)"""
+    controller, started without `--unlock` (the killed one's lock died with it), finishes the run, its
+    respond jobs interrupted as INTERRUPTS says. (About 6 minutes on 2 cores.)"""
     cluster = slurm_cluster
     workdir = copy_run(demo_run, tmp_path_factory.mktemp("slurm-synthesis") / "wf")
     for stage in SYNTHESIS_OUTPUTS:
@@ -128,7 +128,6 @@ def slurm_synthesis(slurm_cluster, demo_run, tmp_path_factory):
     finished = generate_outputs(workdir)  # reported, or ended after the kill: either way complete
     assert reported <= finished and finished.isdisjoint(unfinished), (reported, finished, unfinished)
     before = {path: (workdir / path).stat().st_mtime_ns for path in finished}
-    run_on_slurm(workdir, cluster, "--unlock", env=env)
     log = workdir / "second-controller.log"
     with log.open("w") as out:
         second = subprocess.Popen(slurm_command(cluster, *SMALL_CHUNKS, timeout=1500), cwd=workdir, env=env,
