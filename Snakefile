@@ -13,8 +13,8 @@ from scalequest.registry import undeclared_rules
 min_version("9.0")
 
 # Snakemake's loader names neither file nor line for a YAML error, and keeps the last of two equal keys:
-# read the config files strictly first. (It read the --configfile files before this file runs: of
-# their problems, only duplicate keys are left to catch here.)
+# read the config files strictly first. (It read the --configfile files before this file runs; the
+# workflow profile, profiles/default, checks them before that, unless `--workflow-profile none`.)
 try:
     check_config_files(["config.yaml", *([PRESET] if "PRESET" in globals() else [])],
                        workflow.config_settings.configfiles)

@@ -16,6 +16,7 @@ from scalequest.config import (
     contamination_judge,
     contamination_screens,
     evaluation_rows,
+    keep_optional_with_its_path,
     sft_hyper,
     trained_generators,
     validate_config,
@@ -28,6 +29,7 @@ from scalequest.preflight import ENVS as PREFLIGHT_ENVS
 from scalequest.registry import ENGINE, JOBS, TRAINING, chain_stages, rule_family, rules_of, stage
 from scalequest.shards import SHARD_PATTERN, derive_seed, shard_ids, shard_slice
 
+keep_optional_with_its_path(config, workflow.config_settings.overwrite_config)
 try:
     _validated = validate_config(config)
 except ConfigError as error:

@@ -338,8 +338,27 @@ def load_config_files(*paths: str | Path) -> dict:
 
     merged: dict = {}
     for path in paths:
-        merge_into(merged, load_config_file(path))
+        override = load_config_file(path)
+        merge_into(merged, override)
+        keep_optional_with_its_path(merged, override)
     return validate_config(merged)
+
+
+def keep_optional_with_its_path(merged: dict, override: Mapping[str, Any]) -> None:
+    """A benchmark's `optional` holds for the path written beside it: where `override` (a file merged
+    over `merged`, or the command line's settings) sets a benchmark's path without `optional`, that
+    path is required, so a typo in it stops the run instead of leaving the benchmark out unseen."""
+    for name, entry in _get(override, "release", "decontamination", "benchmarks").items():
+        target = _get(merged, "release", "decontamination", "benchmarks").get(name)
+        if isinstance(entry, Mapping) and "path" in entry and "optional" not in entry and isinstance(target, dict):
+            target["optional"] = False
+
+
+def _get(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """The mapping at `keys`, or {} where a key is missing or holds no mapping (validation names those)."""
+    for key in keys:
+        config = config.get(key) if isinstance(config, Mapping) else None
+    return config if isinstance(config, Mapping) else {}
 
 
 def merge_into(target: dict, update: Mapping[str, Any]) -> dict:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
+
+# A question is a few KB; a line over this is not one record (a whole JSON array, say), and would be held
+# whole, then many times over by the screens (a 200 MB line took 6.9 GB in scalequest-decontaminate).
+MAX_LINE_BYTES = 16 * 2**20
 
 
 class InputFileError(ValueError):
@@ -41,11 +45,16 @@ def read_questions_with_answers(path: str | Path, field: str, answer_field: str)
         yield _string_field(record, field, where), _optional_text(record, answer_field, where)
 
 
+def field_names(path: str | Path) -> list[str]:
+    """Every field any data line of a JSONL file has, sorted (for a message naming a missing one)."""
+    return sorted({name for _, _, record, _ in _records(path) for name in record})
+
+
 def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, dict, str]]:
     """(data line index, 1-based line number, JSON object, "file:line") for data lines [start, stop)."""
     index = 0
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in _lines(handle, path):
             if not raw.strip():
                 continue
             if stop is not None and index >= stop:
@@ -54,6 +63,30 @@ def _records(path: str | Path, start: int = 0, stop: int | None = None) -> Itera
                 where = f"{path}:{number}"
                 yield index, number, _record(raw, where), where
             index += 1
+
+
+def _lines(handle: BinaryIO, path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) for every line; InputFileError for one longer than MAX_LINE_BYTES,
+    raised before it is held whole."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise InputFileError(
+                f"{path}:{number}: a line of {_line_length(handle, len(raw)):,} bytes, over the cap of "
+                f"{MAX_LINE_BYTES:,} (jsonl.MAX_LINE_BYTES). A JSONL file holds one JSON object a line: is this "
+                "one JSON array? Write one object a line, or shorten that line")
+        yield number, raw
+
+
+def _line_length(handle: BinaryIO, read: int) -> int:
+    """The length without its newline of the line being read, `read` bytes of which are read: the rest
+    is read in pieces of 1 MiB, never held whole."""
+    while piece := handle.readline(2**20):
+        if piece.endswith(b"\n"):
+            return read + len(piece) - 1
+        read += len(piece)
+    return read
 
 
 def _record(raw: bytes, where: str) -> dict:

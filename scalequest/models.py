@@ -16,9 +16,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 def is_local_model_path(path: str) -> bool:
     """Whether a model path names a folder rather than a hub id (`name` or `owner/name`): an
-    existing folder, or a path no hub id looks like (absolute, starting with . or ~, or with more
-    than one /)."""
-    return Path(path).exists() or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1
+    existing folder, a path in a folder that exists here (`models/mine` beside a `models` folder),
+    or a path no hub id looks like (absolute, starting with . or ~, or with more than one /)."""
+    parent = Path(path).parent
+    return (Path(path).exists() or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1
+            or (parent != Path(".") and parent.is_dir()))
 
 
 def is_hub_model(entry: Mapping[str, Any]) -> bool:
@@ -54,6 +56,71 @@ def local_folder_problem(path: str) -> str | None:
         return (f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:-1])} or {TOKENIZER_FILES[-1]}): "
                 "save the tokenizer into it too (tokenizer.save_pretrained)")
     return None
+
+
+def hf_home() -> str:
+    return os.environ.get("HF_HOME") or str(Path("~/.cache/huggingface").expanduser())
+
+
+def hub_cache() -> str:
+    """The hub cache as the loaders find it now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_CACHE") or os.path.join(hf_home(), "hub")
+
+
+class WeightsError(RuntimeError):
+    """A model's weights file cannot be read; the message names the model key, the file and what to do."""
+
+
+# Snakemake writes this into every folder it makes as a rule's directory() output: the built and trained models.
+SNAKEMAKE_DIR_MARK = ".snakemake_timestamp"
+
+
+def check_weights(spec: ModelSpec) -> None:
+    """Raise WeightsError if a safetensors file of the model (a folder, or a hub id in the cache) is
+    damaged, e.g. cut short by an interrupted download, copy or save: the loaders (transformers, vLLM)
+    then raise `SafetensorError`, naming neither the model nor the file. Only the files' headers are
+    read (safetensors checks that they cover each file exactly). A model not on disk (an API model, a
+    hub id not in the cache) is left to its loader, which says so."""
+    from safetensors import SafetensorError, safe_open
+
+    folder, repo = _weights_folder(spec.path) if spec.engine != "openai" else (None, None)
+    for file in sorted(folder.glob("*.safetensors")) if folder else []:
+        try:
+            with safe_open(str(file), "np"):  # numpy: no torch import, nothing but the header is read
+                pass
+        except (SafetensorError, OSError) as err:
+            raise WeightsError(f"model '{spec.key}': cannot read its weights file {file} ({file.stat().st_size:,} "
+                               f"bytes: {err}); it is cut short or damaged, e.g. by an interrupted download, copy or "
+                               f"save. {_refetch(repo, spec.path) if repo else _remake(folder, spec.key)}") from None
+
+
+def _weights_folder(path: str) -> tuple[Path | None, Path | None]:
+    """(the folder a model's weights are read from, the hub cache's folder of its repository for a hub
+    id); (None, None) when it is not on disk."""
+    if is_local_model_path(path):
+        return (Path(path), None) if Path(path).is_dir() else (None, None)
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(path, MODEL_CONFIG_FILE, cache_dir=hub_cache())
+    if not isinstance(found, str):
+        return None, None
+    snapshot = Path(found).parent  # <cache>/models--owner--name/snapshots/<revision>/
+    return snapshot, snapshot.parent.parent
+
+
+def _refetch(repo: Path, hub_id: str) -> str:
+    # Deleting the prefetch's output instead would re-run every job that reads the hub, not just the prefetch.
+    return (f"Delete {repo} (the copy of {hub_id} in the Hugging Face cache), then run again adding `--forcerun "
+            "prefetch`: the prefetch rule fetches it anew (it would not run again without it), and nothing that "
+            "used the model re-runs.")
+
+
+def _remake(folder: Path, key: str) -> str:
+    if (folder / SNAKEMAKE_DIR_MARK).exists():
+        return (f"The workflow made {folder} (a built or trained model): delete the folder and run again; Snakemake "
+                "makes it anew, then re-runs the jobs that used it.")
+    return (f"{folder} is a model folder of your own (models.{key}.path): save or copy the model into it again, "
+            "in full, and run again.")
 
 
 TRAINING_LABELS = {"qft": "QFT", "qpo": "QFT+QPO"}  # a trained generator's label, by its training

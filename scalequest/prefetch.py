@@ -50,7 +50,10 @@ def prefetch(items: Mapping[str, list[Mapping[str, Any]]], out: str | Path) -> d
         except Exception as err:  # network, auth, missing repository: all stop the run here
             raise PrefetchError(f"cannot fetch model {model['repo']} from the Hugging Face Hub ({type(err).__name__}: "
                                 f"{err}). Run on a node with network access (log in with `hf auth login` for gated "
-                                "models), or set the model's path to a local folder.") from err
+                                f"models), or set the model's path to a local folder. (If {model['repo']} is meant as "
+                                f"a local folder: there is none at {Path.cwd() / model['repo']}; a path the hub's "
+                                f"`owner/name` ids do not look like, such as ./{model['repo']}, is always read as a "
+                                "folder, and a missing one stops the run before any job.)") from err
     for dataset in items["datasets"]:
         fetched["datasets"].append(_fetch_dataset(dataset))
     write_json_atomic(out, fetched)

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from .atomic import write_json_atomic
 from .gpu_jobs import PARALLEL_ARGS, model_gpus
 from .model_shape import ModelShape, ShapeError, read_shape
-from .models import MODEL_CONFIG_FILE, TOKENIZER_FILES, is_hub_model, local_folder_problem
+from .models import MODEL_CONFIG_FILE, TOKENIZER_FILES, hf_home, hub_cache, is_hub_model, local_folder_problem
 from .node_facts import NodeFacts, gather, min_driver, torch_cuda, version_tuple
 from .prefetch import OFFLINE_ENV
 from .registry import ENGINE, JOBS, TRAINING
@@ -115,15 +115,6 @@ def cache_problem(entry: Mapping[str, Any]) -> str | None:
     if not any(model_file(entry, name) for name in TOKENIZER_FILES):
         return f"{entry['path']} is in the cache without tokenizer files ({', '.join(TOKENIZER_FILES)})"
     return None
-
-
-def hf_home() -> str:
-    return os.environ.get("HF_HOME") or str(Path("~/.cache/huggingface").expanduser())
-
-
-def hub_cache() -> str:
-    """The hub cache as the loaders find it now (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_CACHE") or os.path.join(hf_home(), "hub")
 
 
 def dataset_problem(dataset: Mapping[str, Any]) -> str | None:

@@ -6,15 +6,17 @@ stage name in the file's metadata, so a shard describes itself.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .stats import remake_advice
 
 SCHEMA_VERSION = "1"
 
@@ -166,18 +168,27 @@ def check_owner(table: pa.Table, path: str | Path) -> None:
         row = table.filter(strangers).slice(0, 1).to_pylist()[0]
         raise ShardFormatError(f"{path}: holds rows of generator {row['generator']}, shard {row['shard']} (e.g. id "
                                f"{row['id']}), not of {generator}/{shard}: a shard copied or moved from elsewhere. "
-                               "Delete it, and run again to make it anew.")
+                               f"{remake_advice(path)}")
     if pc.count_distinct(ids).as_py() != len(ids):
-        raise ShardFormatError(f"{path}: some ids appear in more than one row; delete the shard to make it anew")
+        raise ShardFormatError(f"{path}: some ids appear in more than one row. {remake_advice(path)}")
+
+
+@contextmanager
+def _reading(path: str | Path, what: str = "not a readable Parquet shard") -> Iterator[None]:
+    """Reading a shard file: a damaged one (cut short, overwritten) is a ShardFormatError that names
+    it and says how to have it made again."""
+    try:
+        yield
+    except (OSError, pa.ArrowInvalid, KeyError) as err:
+        reason = " ".join(str(err).split())  # pyarrow's messages end in newlines, some span lines
+        raise ShardFormatError(f"{path}: {what} ({type(err).__name__}: {reason}). {remake_advice(path)}") from err
 
 
 def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
     """Read a stage shard and check that it is one (stage name and columns) and that its rows are
     its own (check_owner)."""
-    try:
+    with _reading(path):
         table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
     check_layout(path, table.schema, layout)
     check_owner(table, path)
     return table
@@ -185,10 +196,8 @@ def read_shard(path: str | Path, layout: StageSchema) -> pa.Table:
 
 def check_shard_layout(path: str | Path, layout: StageSchema) -> None:
     """read_shard's stage and column checks, from the file's footer alone."""
-    try:
+    with _reading(path):
         schema = pq.read_schema(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
     check_layout(path, schema, layout)
 
 
@@ -196,23 +205,25 @@ def check_layout(path: str | Path, schema: pa.Schema, layout: StageSchema) -> No
     """Raise ShardFormatError unless a shard's `schema` is the stage's: its stage name and columns."""
     stage = (schema.metadata or {}).get(b"scalequest.stage", b"").decode()
     if stage != layout.stage:
-        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'")
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected '{layout.stage}'. "
+                               f"{remake_advice(path)}")
     if not schema.equals(layout.schema, check_metadata=False):
         raise ShardFormatError(f"{path}: columns {schema.names} differ from the '{layout.stage}' "
-                               f"schema {layout.columns}")
+                               f"schema {layout.columns}. {remake_advice(path)}")
 
 
-def read_columns(path: str | Path, stage: str, columns: Sequence[str]) -> pa.Table:
-    """Some columns of a shard, after checking the file's stage and that its rows are its own
-    (cheap: Parquet reads only those and the owner columns)."""
-    try:
-        owners = [name for name in OWNER_COLUMNS if name in pq.read_schema(path).names and name not in columns]
+def read_columns(path: str | Path, stage: str, columns: Sequence[str] | None) -> pa.Table:
+    """Some columns of a shard (None: all), after checking the file's stage and that its rows are its
+    own (cheap: Parquet reads only those and the owner columns)."""
+    with _reading(path, "cannot read columns " + ("(all)" if columns is None else str(list(columns)))):
+        names = pq.read_schema(path).names
+        columns = names if columns is None else columns
+        owners = [name for name in OWNER_COLUMNS if name in names and name not in columns]
         table = pq.read_table(path, columns=[*columns, *owners])
-    except (OSError, pa.ArrowInvalid, KeyError) as err:
-        raise ShardFormatError(f"{path}: cannot read columns {list(columns)} ({err})") from err
     found = (table.schema.metadata or {}).get(b"scalequest.stage", b"").decode()
     if found != stage:
-        raise ShardFormatError(f"{path}: holds stage '{found or 'unknown'}', expected '{stage}'")
+        raise ShardFormatError(f"{path}: holds stage '{found or 'unknown'}', expected '{stage}'. "
+                               f"{remake_advice(path)}")
     check_owner(table, path)
     return table.select(list(columns))
 
@@ -221,12 +232,11 @@ def read_any_shard(path: str | Path, layouts: Iterable[StageSchema]) -> tuple[pa
     """Read a shard that may be of several stages (e.g. respond reads filter or sample shards),
     choosing the layout by the stage its metadata names."""
     by_stage = {layout.stage: layout for layout in layouts}
-    try:
+    with _reading(path):
         stage = (pq.read_schema(path).metadata or {}).get(b"scalequest.stage", b"").decode()
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ShardFormatError(f"{path}: not a readable Parquet shard ({err})") from err
     if stage not in by_stage:
-        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected one of {sorted(by_stage)}")
+        raise ShardFormatError(f"{path}: holds stage '{stage or 'unknown'}', expected one of {sorted(by_stage)}. "
+                               f"{remake_advice(path)}")
     return read_shard(path, by_stage[stage]), by_stage[stage]
 
 

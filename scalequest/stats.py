@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 from .atomic import write_json_atomic
 
+SIDECAR_SUFFIX = ".stats.json"
+
 
 class StatsError(ValueError):
     """A stats sidecar is missing, malformed, or breaks conservation."""
@@ -112,8 +114,8 @@ def read_stats(path: str | Path) -> dict[str, Any]:
     """Read a sidecar; its funnels are returned as checked `Funnel` objects."""
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise StatsError(f"{path}: unreadable stats sidecar ({err})") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StatsError(f"{path}: unreadable stats sidecar ({err}). {remake_advice(path)}") from err
     for key in ("questions", "responses"):
         if key in payload:
             payload[key] = Funnel.from_json(payload[key], f"{path} [{key}]")
@@ -138,4 +140,23 @@ def drop_summary(funnel: Funnel) -> str:
 def stats_path(shard_path: str | Path) -> Path:
     """The sidecar beside a shard: `x.parquet` → `x.stats.json`."""
     shard_path = Path(shard_path)
-    return shard_path.with_name(shard_path.name.removesuffix(".parquet") + ".stats.json")
+    return shard_path.with_name(shard_path.name.removesuffix(".parquet") + SIDECAR_SUFFIX)
+
+
+def remake_advice(path: str | Path) -> str:
+    """What to do about a file the workflow wrote that cannot be used (a shard, a sidecar, a stage's
+    table): delete it with its shard or sidecar. Snakemake makes a missing output again, whichever
+    target needs it (rule all, the default, lists every shard and sidecar), then re-runs what read it."""
+    path = Path(path)
+    if path.name.endswith(SIDECAR_SUFFIX):
+        pair, what = path.with_name(path.name.removesuffix(SIDECAR_SUFFIX) + ".parquet"), "shard"
+    else:
+        pair, what = stats_path(path), "sidecar"
+    if not path.exists():
+        todo, made = "Run again", "it"
+    elif pair.exists():
+        todo, made = f"Delete it and its {what} {pair}, and run again", "both"
+    else:
+        todo, made = "Delete it, and run again", "it"
+    return (f"{todo}: the workflow makes {made} anew (Snakemake re-makes a missing output; rule all, the default "
+            "target, lists every shard and sidecar), then re-runs the jobs that read it.")

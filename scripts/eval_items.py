@@ -5,5 +5,4 @@ if __name__ == "__main__":
 
     sm = snakemake  # noqa: F821
     with rule_job(sm):
-        stats = write_items(sm.wildcards.bench, sm.params.entry, sm.output.benchmark)
-        print(f"{sm.wildcards.bench}: {stats.questions.kept} items, {stats.counters['no_gold']} without a gold answer")
+        write_items(sm.wildcards.bench, sm.params.entry, sm.output.benchmark)

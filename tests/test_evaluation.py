@@ -139,6 +139,29 @@ def test_scores_are_recounted_from_the_records_and_cover_every_item(tmp_path):
         collect_scores(answer_paths=[shard], item_paths={"b": items}, rows=rows, samples=1, absent={})
 
 
+def test_items_without_a_gold_answer_are_counted_in_the_log_the_sidecar_and_the_table(tmp_path, capsys):
+    """Some items without a gold answer: the job goes on, and the count shows where a reader looks."""
+    bench = tmp_path / "b.jsonl"
+    answers = ["#### 1", None, "   ", "1", "#### 1", "#### 1"]  # null, blank, not gsm8k, and one with no field
+    bench.write_text("".join(json.dumps({"q": f"q{i}", "a": a}) + "\n" for i, a in enumerate(answers))
+                     + json.dumps({"q": "q6"}) + "\n")
+    items = tmp_path / "b.parquet"
+    stats = write_items("b", {"path": str(bench), "field": "q", "answer_field": "a", "answer_format": "gsm8k"}, items)
+    assert dict(stats.counters) == {"no_gold": 4, "no_answer": 3, "unreadable_answer": 1}
+    log = capsys.readouterr().out
+    for part in ("b: 7 items, 4 without a gold answer, counted wrong for every model:",
+                 "  3 with no 'a' (absent, null or blank): items 1, 2, 6",
+                 "  1 whose 'a' holds no answer answer_format gsm8k reads: item 3"):
+        assert part in log, log
+    rows = [{"label": "m", "dataset": "none", "base_path": "m", "release": False}]
+    shard = tmp_path / "answers.parquet"
+    write_shard(to_table(answer_rows("m", "none", [1, 0, 0, 0, 1, 1, 0]), EVAL_ANSWERS), EVAL_ANSWERS, shard)
+    scores = collect_scores(answer_paths=[shard], item_paths={"b": items}, rows=rows, samples=1, absent={})
+    assert scores["benchmarks"] == {"b": {"items": 7, "no_gold": 4}}
+    table = render_table(scores)
+    assert "| model | fine-tuned on | b (4 items without a gold answer, graded wrong) | average |" in table
+
+
 # --- SFT on a learnable task, scored by the evaluation stage --------------------------------------------------------
 
 # The task: how many of something there are (a triangle's sides, a week's days, ...), asked by other names in

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -46,6 +47,7 @@ def test_unreachable_hub_names_the_model_and_what_to_do(tmp_path):
     assert result.returncode != 0
     assert re.search(r"(?s)PrefetchError: cannot fetch model Qwen/Qwen2-Math-7B-Instruct .*Connection refused.*"
                      r"network access", result.stderr), result.stderr[-3000:]
+    assert f"If Qwen/Qwen2-Math-7B-Instruct is meant as a local folder: there is none at {Path.cwd()}" in result.stderr
     assert not (tmp_path / "prefetch.json").exists()
 
 

@@ -355,7 +355,8 @@ def test_profile_plans_without_slurm(tmp_path):
                 (tools / tool.name).symlink_to(tool)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEQUEST_SLURM_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{tools}"
-    for args, used in ((["--profile", "slurm"], "Using profile slurm for"),
+    # profiles/default, the workflow profile, checks the command line's config files (scalequest/command_line.py)
+    for args, used in ((["--profile", "slurm"], "Using profiles slurm and workflow specific profile profiles/default"),
                        (["--workflow-profile", "slurm"], "Using workflow specific profile profiles/slurm for")):
         if args[0] == "--workflow-profile":
             link.unlink()  # a checkout without the link

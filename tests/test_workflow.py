@@ -449,10 +449,11 @@ def test_full_scale_evaluate_dry_run_plans_sft_on_whole_nodes(tmp_path):
 
 def test_a_missing_benchmark_file_stops_before_any_job(tmp_path):
     """Its path is the benchmark index's input: Snakemake names it. (The other config errors:
-    tests/test_bad_inputs.py.)"""
+    tests/test_bad_inputs.py.) A benchmark the preset marks optional is optional for the preset's path only."""
     workdir = copy_workflow(tmp_path / "bad")
     (workdir / "override.yaml").write_text("release: {decontamination: {benchmarks: {gsm8k: {path: no/such.jsonl}}}}\n")
-    result = run_snakemake(workdir, "-n", "--configfile", "override.yaml", check=False, timeout=120)
+    # The preset marks gsm8k optional, for its own path: a path set over it is required.
+    result = run_snakemake(workdir, *LOCAL, "-n", "--configfile", "override.yaml", check=False, timeout=120)
     assert result.returncode != 0
     assert "no/such.jsonl" in result.stdout + result.stderr
     assert not (workdir / "results").exists()

@@ -1,12 +1,13 @@
 """Choose the engine a model's config entry asks for."""
 from __future__ import annotations
 
-from ..models import ModelSpec
+from ..models import ModelSpec, check_weights
 from .base import ChatEngine, EmbeddingEngine, GenerationEngine, ScoringEngine
 
 
 def open_generator(spec: ModelSpec, seed: int = 0) -> GenerationEngine:
     """A generation engine for `spec` (caller closes it, or uses it as a context manager)."""
+    check_weights(spec)
     if spec.engine == "hf":
         from .hf import HFGenerator
 
@@ -20,6 +21,7 @@ def open_generator(spec: ModelSpec, seed: int = 0) -> GenerationEngine:
 
 def open_scorer(spec: ModelSpec, seed: int = 0) -> ScoringEngine:
     """A scoring engine (reward model, regression head) for `spec`."""
+    check_weights(spec)
     if spec.engine == "hf":
         from .hf import HFScorer
 
@@ -33,6 +35,7 @@ def open_scorer(spec: ModelSpec, seed: int = 0) -> ScoringEngine:
 
 def open_embedder(spec: ModelSpec, seed: int = 0) -> EmbeddingEngine:
     """An embedding engine (an encoder, or a language model's pooled states) for `spec`."""
+    check_weights(spec)
     if spec.engine == "hf":
         from .hf import HFEmbedder
 

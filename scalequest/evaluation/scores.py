@@ -56,7 +56,8 @@ def collect_scores(*, answer_paths: Sequence[str | Path], item_paths: Mapping[st
     whether the dataset is this run's release), on every benchmark of `item_paths`; `absent`: optional
     benchmarks left out (name: missing path). Raises ValueError when a benchmark's records do not
     cover each of its items exactly once."""
-    sizes = {name: read_shard(path, EVAL_ITEMS).num_rows for name, path in sorted(item_paths.items())}
+    golds = {name: read_shard(path, EVAL_ITEMS).column("gold") for name, path in sorted(item_paths.items())}
+    sizes = {name: len(gold) for name, gold in golds.items()}
     records: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for path in answer_paths:
         table = read_shard(path, EVAL_ANSWERS).select(["model", "dataset", "benchmark", "item", "correct",
@@ -76,7 +77,9 @@ def collect_scores(*, answer_paths: Sequence[str | Path], item_paths: Mapping[st
         paper = PAPER_TABLE_1.get(row["base_path"]) if row["release"] else None
         scored.append({**row, "scores": cells, "average": round(average, 6), "paper": paper})
     return {"measured": "on this run", "samples": samples,
-            "benchmarks": {name: {"items": size} for name, size in sizes.items()},
+            # no_gold (where there are any): items the eval_items job found no gold answer for, graded wrong
+            "benchmarks": {name: {"items": len(gold), **({"no_gold": gold.null_count} if gold.null_count else {})}
+                           for name, gold in golds.items()},
             "absent_benchmarks": dict(sorted(absent.items())), "rows": scored}
 
 
@@ -89,7 +92,9 @@ def table_rows(scores: Mapping[str, Any]) -> list[list[str]]:
     their average; each cell the accuracy in percent with its 95% interval and the number of items (and
     with k samples, pass@k and maj@k); the paper's Table 1 row beneath each row it reports."""
     names, k = list(scores["benchmarks"]), scores["samples"]
-    rows = [["model", "fine-tuned on", *names, "average"]]
+    heads = [f"{name} ({about['no_gold']} items without a gold answer, graded wrong)" if about.get("no_gold") else name
+             for name, about in scores["benchmarks"].items()]
+    rows = [["model", "fine-tuned on", *heads, "average"]]
     for row in scores["rows"]:
         cells = [f"{_percent(c['accuracy'])} ({_percent(c['ci95'][0])}–{_percent(c['ci95'][1])}, n={c['items']})"
                  + (f"; pass@{k} {_percent(c[f'pass@{k}'])}, maj@{k} {_percent(c[f'maj@{k}'])}" if k > 1 else "")

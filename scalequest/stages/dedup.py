@@ -59,7 +59,7 @@ def _write_table(table: pa.Table, path: str | Path, stage: str, rows: int) -> No
 
 
 def _read_table(path: str | Path, stage: str, rows: int) -> pa.Table:
-    table = read_columns(path, stage, pq.read_schema(path).names)
+    table = read_columns(path, stage, None)
     found = int(table.schema.metadata.get(_ROWS_KEY, b"-1"))
     if found != rows:
         raise ShardFormatError(f"{path}: made for {found} rows, but the minhash shards hold {rows} (stale file?)")

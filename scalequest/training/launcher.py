@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..atomic import atomic_dir
-from ..models import ModelSpec
+from ..models import ModelSpec, check_weights
 from .enough import check_enough_data
 from .job import METRICS_FILE, TrainJob
 
@@ -97,6 +97,7 @@ def training_job(*, kind: str, model: Mapping[str, Any], data: str | Sequence[st
     """One training rule's job: refuse too little data, then train the base `model` (a model param:
     {key, entry}) on `data` into `out`; returns the metrics."""
     base = ModelSpec.from_entry(**model)
+    check_weights(base)
     check_enough_data(kind, data, min_examples)
     job = TrainJob(kind=kind, base_model=base.path, data=data, output_dir="", prompt_style=prompt_style,
                    hyper=dict(hyper), seed=seed, deepspeed=deepspeed, trust_remote_code=base.trust_remote_code)
