@@ -1,6 +1,7 @@
-# Release, decontamination: the benchmarks' n-gram and lexical indexes are built once, then every best
-# shard is screened against them (rule screen, rules/screen.smk: stage `matches`). The release drops
-# what this finds.
+# Release, decontamination: the benchmarks' n-gram index and their lexical indexes (one per benchmark,
+# in sections of one file: a verdict against a benchmark never depends on another) are built once, then
+# every best shard is screened against them (rule screen, rules/screen.smk: stage `matches`). The
+# release drops what this finds. A benchmark without questions stops this job, naming its file.
 
 
 rule benchmark_index:

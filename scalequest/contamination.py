@@ -4,27 +4,30 @@ both find the same matches. The screens with models (embedding, judge) are in mo
 
 Per (question, benchmark), the first screen that catches it names the match:
 1. `ngram`: n-gram overlap of normalized text (decontam.py) catches copies and light edits;
-2. `lexical`: among the question's `top_k` nearest items (lexical.py), the best one whose numbers
-   and math (signature cosine), numbers alone and whole bag (joint cosine) reach their thresholds:
-   a rephrasing.
+2. `lexical`: among the question's `top_k` nearest items of the benchmark (lexical.py, weighted
+   over that benchmark's items alone), the best one whose numbers and math (signature cosine),
+   numbers alone and whole bag (joint cosine) reach their thresholds: a rephrasing.
+So a question's verdict against a benchmark depends on the question and that benchmark alone.
 With the lexical screen on, a pair that neither catches but whose text without its numbers matches
 an item closely (the `text` cosine) is a `number_variant`: the same problem with other quantities. It is reported,
 and dropped only when `number_variants.drop` says so.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from .decontam import NgramIndex, describe_source, find_overlaps, load_benchmark
-from .lexical import LexicalIndex
+from .lexical import Counts, LexicalIndex, Scores
 
 NGRAM, LEXICAL, EMBEDDING, JUDGE, NUMBER_VARIANT = "ngram", "lexical", "embedding", "judge", "number_variant"
 METHODS = (NGRAM, LEXICAL, EMBEDDING, JUDGE)  # the screens that drop, in the order a question's matches are attributed
 LEXICAL_SCORES = ("signature", "numbers", "words", "joint", "text")
 SCORE_DIGITS = 4  # scores are rounded, so that they print and compare the same everywhere
+Found = TypeVar("Found")  # a search's results, e.g. lexical.Scores
 
 
 @dataclass(frozen=True)
@@ -54,27 +57,53 @@ class ScreenSettings:
 @dataclass(frozen=True)
 class BenchmarkItems:
     """Every configured benchmark's questions, one flat list: entry i is item `items[i]` of
-    benchmark `benchmarks[i]`, with the indexes over them."""
+    benchmark `benchmarks[i]`, each benchmark's items together in config order, with the indexes
+    over them. The n-gram index is one (a pair's overlap is the pair's alone); the lexical ones are
+    one per benchmark, so that its weights, and so a verdict against it, never depend on another."""
 
     benchmarks: Sequence[str]
     items: Sequence[int]
     questions: Sequence[str]
     ngrams: NgramIndex
-    lexical: LexicalIndex | None
+    lexical: Mapping[str, LexicalIndex]  # by benchmark, in config order
+
+    @cached_property
+    def spans(self) -> dict[str, slice]:
+        """Each benchmark's entries, in config order: its item i is entry `spans[name].start + i`."""
+        starts: dict[str, int] = {}
+        for entry, name in enumerate(self.benchmarks):
+            starts.setdefault(name, entry)
+        stops = list(starts.values())[1:] + [len(self.benchmarks)]
+        return {name: slice(start, stop) for (name, start), stop in zip(starts.items(), stops)}
+
+    def nearest(self, questions: Sequence[str], k: int) -> Scores:
+        """Per benchmark, each question's k nearest items by its own lexical index (lexical.py), side by side."""
+        counted = Counts.of(questions)  # once, weighed by every benchmark's index
+        return self.side_by_side([self.lexical[name].nearest(counted, k) for name in self.spans])
+
+    def side_by_side(self, found: Sequence[Found]) -> Found:
+        """One search's results per benchmark (config order) as one: dataclasses of [questions, k] arrays
+        whose `items` are item numbers in the benchmark (-1: none), their columns put side by side, with
+        `items` made entries of this list. A benchmark's top k is then its own, whatever the others hold."""
+        for part, span in zip(found, self.spans.values()):
+            part.items[part.items >= 0] += span.start
+        return type(found[0])(*(np.concatenate([getattr(part, field.name) for part in found], axis=1)
+                                for field in fields(found[0])))
 
 
 def build_benchmark_items(benchmarks: Mapping[str, Mapping[str, Any]], ngram: int) -> tuple[BenchmarkItems, dict]:
     """Load every configured benchmark (config order) and index it; also returns the summary: the
     n-gram size and, per benchmark, its name, source and size."""
-    names, numbers, questions, summary = [], [], [], {"ngram": ngram, "benchmarks": []}
+    names, numbers, questions, lexical = [], [], [], {}
+    summary: dict[str, Any] = {"ngram": ngram, "benchmarks": []}
     for name, entry in benchmarks.items():
         loaded = load_benchmark(name, entry)
         names.extend([name] * len(loaded))
         numbers.extend(range(len(loaded)))
         questions.extend(loaded)
+        lexical[name] = LexicalIndex.build(loaded)
         summary["benchmarks"].append({"name": name, "source": describe_source(entry), "items": len(loaded)})
-    return BenchmarkItems(names, numbers, questions, NgramIndex.build(questions, ngram),
-                          LexicalIndex.build(questions)), summary
+    return BenchmarkItems(names, numbers, questions, NgramIndex.build(questions, ngram), lexical), summary
 
 
 def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: ScreenSettings) -> list[dict[str, Any]]:
@@ -87,7 +116,7 @@ def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: 
                                                        overlaps.shared.tolist(), overlaps.overlap.tolist()),
                                                    key=lambda match: (match[0], -match[3], match[1])):
         add_match(found, index, position, entry, NGRAM, {"shared_ngrams": shared, "overlap": overlap})
-    if index.lexical is not None and settings.lexical:
+    if settings.lexical:
         _lexical_matches(found, questions, index, settings)
     return [found[key] for key in sorted(found)]
 
@@ -95,7 +124,7 @@ def screen_questions(questions: Sequence[str], index: BenchmarkItems, settings: 
 def _lexical_matches(found: dict[tuple[int, str], dict[str, Any]], questions: Sequence[str], index: BenchmarkItems,
                      settings: ScreenSettings) -> None:
     """Add the lexical screen's matches and the number variants, in rank order (best joint first)."""
-    scores = index.lexical.nearest(questions, settings.top_k)
+    scores = index.nearest(questions, settings.top_k)
     rephrased = ((scores.signature >= settings.min_signature) & (scores.numbers >= settings.min_numbers)
                  & (scores.joint >= settings.min_joint))
     variant = ~rephrased & (scores.text >= settings.variant_min_text) & (scores.items >= 0)

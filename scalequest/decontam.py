@@ -50,8 +50,14 @@ def question_sources(benchmarks: Mapping[str, Mapping[str, Any]]) -> dict[str, d
 
 def load_benchmark(name: str, entry: Mapping[str, Any]) -> list[str]:
     """Every question of a configured benchmark, in file order. A local `path` is read when set
-    (offline runs, tests); otherwise `hub` is loaded with `datasets` (its `subset` and `split`)."""
-    return [question for question, _ in load_benchmark_records(name, entry)]
+    (offline runs, tests); otherwise `hub` is loaded with `datasets` (its `subset` and `split`).
+    BenchmarkError for a benchmark without questions: screening against nothing would pass everything."""
+    questions = [question for question, _ in load_benchmark_records(name, entry)]
+    if not questions:
+        raise BenchmarkError(f"release.decontamination.benchmarks.{name}: {describe_source(entry)} holds no "
+                             f"questions (an empty file?): screening against it would pass every question. Give it "
+                             f"the benchmark's items, or remove {name} from release.decontamination.benchmarks")
+    return questions
 
 
 def load_benchmark_records(name: str, entry: Mapping[str, Any],
@@ -67,6 +73,8 @@ def load_benchmark_records(name: str, entry: Mapping[str, Any],
         return load_source_with_answers({**source, "name": name})
     except FileNotFoundError as err:
         raise BenchmarkError(f"{key}.path: {err.filename}: no such file") from None
+    except IsADirectoryError as err:
+        raise BenchmarkError(f"{key}.path: {err.filename} is a folder: give the benchmark's JSONL file") from None
     except (InputFileError, SourceError, OSError) as err:
         raise BenchmarkError(f"{key}: {err}") from None
 

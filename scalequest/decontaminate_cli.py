@@ -34,7 +34,7 @@ from .contamination import (
 )
 from .decontam import BenchmarkError, benchmarks_in_use
 from .engines import Sampling, open_chat, open_embedder
-from .jsonl import InputFileError, read_question_lines
+from .jsonl import MAX_LINE_BYTES, InputFileError, read_question_lines
 from .model_screens import Embed, Judge, ModelScreenSettings, model_matches
 from .models import ModelSpec
 from .progress import progress
@@ -105,11 +105,11 @@ def screen_file(path: str | Path, field: str, config: dict[str, Any]) -> tuple[l
               file=sys.stderr)
     if not used:
         raise BenchmarkError("release.decontamination.benchmarks: no benchmark to screen against")
-    benchmarks, summary = build_benchmark_items(used, settings.ngram)
     lines, questions = [], []
-    for line, question in read_question_lines(path, field):
+    for line, question in read_question_lines(path, field):  # first: a bad input stops before the benchmarks load
         lines.append(line)
         questions.append(question)
+    benchmarks, summary = build_benchmark_items(used, settings.ngram)
     records, counters = [], Counter()
     with ExitStack() as stack, progress(desc="screening", total=len(questions), unit="q") as bar:
         models = model_screens(config, benchmarks, stack)
@@ -145,9 +145,17 @@ def write_records(records: Sequence[dict[str, Any]], out: TextIO) -> None:
         out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def file_error(error: OSError) -> str:
+    """An error opening a file the command reads or writes, in one line naming the file."""
+    reasons = {FileNotFoundError: "no such file", IsADirectoryError: "a folder, not a file"}
+    return f"{error.filename}: {reasons.get(type(error), error.strerror)}" if error.filename else str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scalequest-decontaminate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("questions", metavar="QUESTIONS.jsonl", help="one JSON object a line")
+    parser.add_argument("questions", metavar="QUESTIONS.jsonl",
+                        help=f"one JSON object a line; a line of it or of a benchmark file holds at most "
+                             f"{MAX_LINE_BYTES // 2**20} MiB")
     parser.add_argument("--config", nargs="+", required=True, metavar="CONFIG",
                         help="config files, later ones over earlier ones (as snakemake --configfile); "
                              "the screens and benchmarks of release.decontamination are used")
@@ -155,17 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", metavar="MATCHES.jsonl",
                         help="write the matches here (default: standard output, with the summary on standard error)")
     args = parser.parse_args(argv)
+    if args.out:  # said now, not after the screens
+        if Path(args.out).is_dir():
+            parser.error(f"--out {args.out}: a folder; give the path of the file to write")
+        if file := next((folder for folder in Path(args.out).parents if folder.is_file()), None):
+            parser.error(f"--out {args.out}: {file} is a file, not a folder")
     try:
         records, questions, summary = screen_file(args.questions, args.field, load_config_files(*args.config))
+        if args.out:
+            with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+                write_records(records, handle)
     except (ConfigError, BenchmarkError, InputFileError) as error:
         print(f"scalequest-decontaminate: {error}", file=sys.stderr)
         return 2
-    except FileNotFoundError as error:
-        print(f"scalequest-decontaminate: {error.filename}: no such file", file=sys.stderr)
+    except OSError as error:
+        print(f"scalequest-decontaminate: {file_error(error)}", file=sys.stderr)
         return 2
     if args.out:
-        with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-            write_records(records, handle)
         print(f"{len(records)} matches written to {args.out}")
         sys.stdout.write(summarize(records, questions, summary, args.questions))
     else:

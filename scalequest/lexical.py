@@ -1,8 +1,8 @@
 """Model-free similarity that survives rephrasing: a question said in other words keeps its
 quantities and its mathematics, and much of its content words.
 
-A text's features are of three kinds, weighted by TF-IDF with the benchmark items as the
-documents:
+A text's features are of three kinds, weighted by TF-IDF with one benchmark's items as the
+documents (an index per benchmark, so that a verdict against it depends on it alone):
 - numbers: digits or number words ("1,000" = "1000", "3.50" = "3.5", "twelve" = "dozen" = "12");
 - math: inside $...$, LaTeX commands, operators and single-letter variables, and every pair of
   adjacent math tokens (a pair holding a number counts as a number);
@@ -18,20 +18,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .arrays import concatenated_ranges, run_starts
-from .atomic import atomic_path
 
 NUMBERS, MATH, WORDS = 0, 1, 2  # feature kinds
 _KINDS = (NUMBERS, MATH, WORDS)
 RETRIEVE_BY = 6  # a question's rarest features per search that find its candidates
 CANDIDATES_PER_RESULT = 2  # candidates scored in full per result kept
 _DENSE_CELLS = 4_000_000  # questions x vocabulary laid out dense at once (8 bytes each)
-POSTINGS_PER_SEARCH = 192  # benchmark items looked at per search (two per question) for candidates
+# Benchmark items looked at per search (two per question) for candidates: 1 in POSTINGS_SHARE of the
+# benchmark's items, at least POSTINGS_PER_SEARCH (192 of the five test sets' 10,312 items when they
+# were one index: about 1 in 50).
+POSTINGS_PER_SEARCH = 48
+POSTINGS_SHARE = 50
 
 _NUMBER_WORDS = {word: str(value) for value, word in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -141,9 +143,40 @@ def features(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """Many texts' features, counted once for every index they are weighed by: text `texts[j]` has
+    feature `names[name_ids[j]]` (of kind `name_kinds[name_ids[j]]`) `counts[j]` times, each text's
+    features in the order they first appear; `size` texts in all."""
+
+    size: int
+    texts: np.ndarray
+    name_ids: np.ndarray
+    counts: np.ndarray
+    names: list[str]
+    name_kinds: np.ndarray
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> "Counts":
+        """The features (`features`) of every text, counted."""
+        rows, name_ids, counts = [], [], []
+        number: dict[str, int] = {}
+        for row, text in enumerate(texts):
+            counted: dict[str, int] = {}
+            for name in features(text):
+                counted[name] = counted.get(name, 0) + 1
+            rows.extend([row] * len(counted))
+            name_ids.extend(number.setdefault(name, len(number)) for name in counted)
+            counts.extend(counted.values())
+        names = list(number)
+        return cls(len(texts), np.array(rows, dtype=np.int64), np.array(name_ids, dtype=np.int64),
+                   np.array(counts, dtype=np.float64), names,
+                   np.fromiter(map(_kind, names), dtype=np.int8, count=len(names)))
+
+
+@dataclass(frozen=True)
 class Bags:
     """Weighted features of many texts, flat: text `texts[j]` has feature `ids[j]` (an index into
-    the vocabulary, -1 for one the benchmarks never use) of kind `kinds[j]` with TF-IDF weight
+    the vocabulary, -1 for one the benchmark never uses) of kind `kinds[j]` with TF-IDF weight
     `weights[j]`; `norms[t, kind]` is text t's vector length per kind."""
 
     texts: np.ndarray
@@ -167,8 +200,11 @@ class Scores:
 
 
 class LexicalIndex:
-    """The benchmark items' feature bags as postings (for each feature, the items that have it and
-    their weights), with the vocabulary and the inverse document frequencies."""
+    """One benchmark's items' feature bags as postings (for each feature, the items that have it and
+    their weights), with the vocabulary and the inverse document frequencies over those items alone:
+    what another benchmark holds never changes a score against this one."""
+
+    ARRAYS = ("vocabulary", "idf", "posting_starts", "posting_items", "posting_weights", "norms")  # as saved
 
     def __init__(self, vocabulary: Sequence[str], idf: np.ndarray, posting_starts: np.ndarray,
                  posting_items: np.ndarray, posting_weights: np.ndarray, norms: np.ndarray) -> None:
@@ -178,67 +214,52 @@ class LexicalIndex:
         self.idf, self.norms = idf, norms
         self.size = len(norms)
         self.unseen_idf = float(np.log(1 + self.size) + 1.0)  # a feature no item has: as rare as can be
+        self.postings_per_search = max(POSTINGS_PER_SEARCH, self.size // POSTINGS_SHARE)
         self.posting_starts, self.posting_items, self.posting_weights = posting_starts, posting_items, posting_weights
         # The same weights item by item: item i's features are item_features[item_starts[i]:item_starts[i + 1]].
         feature_of_posting = np.repeat(np.arange(len(self.names)), np.diff(posting_starts))
         by_item = np.argsort(posting_items, kind="stable")
         self.item_features, self.item_weights = feature_of_posting[by_item], posting_weights[by_item]
+        self.item_kinds = self.kinds[self.item_features]
         self.item_starts = np.searchsorted(posting_items[by_item], np.arange(self.size + 1))
 
     @classmethod
     def build(cls, items: Sequence[str]) -> "LexicalIndex":
-        per_item = [features(text) for text in items]
-        vocabulary = sorted({name for found in per_item for name in found})
-        number = {name: position for position, name in enumerate(vocabulary)}
-        present = np.zeros(len(vocabulary), dtype=np.int64)
-        for found in per_item:
-            present[[number[name] for name in set(found)]] += 1
-        idf = np.log((1 + len(items)) / (1 + present)) + 1.0
+        counted = Counts.of(items)
+        vocabulary = sorted(counted.names)
+        present = np.bincount(counted.name_ids, minlength=len(counted.names))  # a row is one item's distinct feature
+        number = {name: position for position, name in enumerate(counted.names)}
+        idf = np.log((1 + len(items)) / (1 + present[[number[name] for name in vocabulary]])) + 1.0
         index = cls(vocabulary, idf, np.zeros(len(vocabulary) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
                     np.zeros(0), np.zeros((len(items), len(_KINDS))))
-        bags = index.bags(per_item)
+        bags = index.bags(counted)
         order = np.lexsort((bags.texts, bags.ids))
         starts = np.searchsorted(bags.ids[order], np.arange(len(vocabulary) + 1))
         return cls(vocabulary, idf, starts, bags.texts[order], bags.weights[order], bags.norms)
 
-    def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, vocabulary=np.array(self.names, dtype=str), idf=self.idf,
-                     posting_starts=self.posting_starts, posting_items=self.posting_items,
-                     posting_weights=self.posting_weights, norms=self.norms)
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The index as arrays named ARRAYS, in the order LexicalIndex takes them (the vocabulary as strings)."""
+        return dict(zip(self.ARRAYS, (np.array(self.names, dtype=str), self.idf, self.posting_starts,
+                                      self.posting_items, self.posting_weights, self.norms)))
 
-    @classmethod
-    def load(cls, path: str | Path) -> "LexicalIndex":
-        with np.load(path) as saved:
-            return cls(saved["vocabulary"].tolist(), saved["idf"], saved["posting_starts"], saved["posting_items"],
-                       saved["posting_weights"], saved["norms"])
-
-    def bags(self, per_text: Sequence[Sequence[str]]) -> Bags:
-        """TF-IDF bags of texts given as their features (`features`): term frequency 1 + log(count)."""
-        texts, names, counts = [], [], []
-        for number, found in enumerate(per_text):
-            counted: dict[str, int] = {}
-            for name in found:
-                counted[name] = counted.get(name, 0) + 1
-            texts.extend([number] * len(counted))
-            names.extend(counted)
-            counts.extend(counted.values())
-        ids = np.fromiter((self.vocabulary.get(name, -1) for name in names), dtype=np.int64, count=len(names))
-        kinds = np.fromiter(map(_kind, names), dtype=np.int8, count=len(names))
-        texts_a = np.array(texts, dtype=np.int64)
+    def bags(self, counted: Counts) -> Bags:
+        """TF-IDF bags of counted texts by this index's weights: term frequency 1 + log(count)."""
+        known = np.fromiter((self.vocabulary.get(name, -1) for name in counted.names), dtype=np.int64,
+                            count=len(counted.names))
+        ids, kinds = known[counted.name_ids], counted.name_kinds[counted.name_ids]
         idf = np.where(ids >= 0, self.idf[np.maximum(ids, 0)] if len(self.idf) else 0.0, self.unseen_idf)
-        weights = (1.0 + np.log(np.array(counts, dtype=np.float64))) * idf
-        norms = np.zeros((len(per_text), len(_KINDS)))
-        np.add.at(norms, (texts_a, kinds), weights ** 2)
-        return Bags(texts_a, ids, kinds, weights, np.sqrt(norms))
+        weights = (1.0 + np.log(counted.counts)) * idf
+        norms = np.zeros((counted.size, len(_KINDS)))
+        np.add.at(norms, (counted.texts, kinds), weights ** 2)
+        return Bags(counted.texts, ids, kinds, weights, np.sqrt(norms))
 
-    def nearest(self, questions: Sequence[str], k: int) -> Scores:
+    def nearest(self, questions: Counts, k: int) -> Scores:
         """The k items nearest to each question, by the joint cosine. Candidates are
         the items that share one of the question's `RETRIEVE_BY` rarest features, the best
         `CANDIDATES_PER_RESULT` × k of them by those features' dot product; they are then scored in full."""
         k = max(1, min(k, self.size))
-        bags = self.bags([features(text) for text in questions])
-        pair_question, pair_item = self._candidates(bags, len(questions), CANDIDATES_PER_RESULT * k)
+        bags = self.bags(questions)
+        pair_question, pair_item = self._candidates(bags, questions.size, CANDIDATES_PER_RESULT * k)
         dots = self._dots(bags, pair_question, pair_item)
         q_norms, i_norms = bags.norms[pair_question], self.norms[pair_item]
 
@@ -252,8 +273,8 @@ class LexicalIndex:
         rank = _rank_in_group(pair_question[order])
         keep = order[rank < k]
         rows, columns = pair_question[keep], rank[rank < k]
-        scores = Scores(np.full((len(questions), k), -1, dtype=np.int64),
-                        *(np.zeros((len(questions), k)) for _ in range(5)))
+        scores = Scores(np.full((questions.size, k), -1, dtype=np.int64),
+                        *(np.zeros((questions.size, k)) for _ in range(5)))
         scores.items[rows, columns] = pair_item[keep]
         scores.joint[rows, columns] = joint[keep]
         scores.signature[rows, columns] = cosine(NUMBERS, MATH)[keep]
@@ -266,7 +287,7 @@ class LexicalIndex:
 
     def _candidates(self, bags: Bags, questions: int, per_question: int) -> tuple[np.ndarray, np.ndarray]:
         """(question, item) pairs to score, sorted by question: per question the items sharing its
-        rarest features, taken rarest first while they stay within `POSTINGS_PER_SEARCH` items (the
+        rarest features, taken rarest first while they stay within `postings_per_search` items (the
         rarest one within 4 times that), the best `per_question` of them by those features' dot product. Each
         question searches twice, by its numbers and by its other features, so that a rephrasing
         (the same numbers) and a number variant (the same words and math) both find their item."""
@@ -281,8 +302,8 @@ class LexicalIndex:
         before = np.cumsum(lengths) - lengths
         before -= np.repeat(before[groups], np.diff(np.append(groups, len(order))))  # postings of rarer features
         rank = np.arange(len(order)) - np.repeat(groups, np.diff(np.append(groups, len(order))))
-        use = (rank < RETRIEVE_BY) & (before + lengths <= POSTINGS_PER_SEARCH)
-        use |= (rank == 0) & (lengths <= 4 * POSTINGS_PER_SEARCH)  # a search's rarest feature, unless it is everywhere
+        use = (rank < RETRIEVE_BY) & (before + lengths <= self.postings_per_search)
+        use |= (rank == 0) & (lengths <= 4 * self.postings_per_search)  # a search's rarest feature, unless everywhere
         order, lengths = order[use], lengths[use]
         postings = concatenated_ranges(self.posting_starts[bags.ids[order]], lengths)
         keys = np.repeat(bags.texts[order] * self.size, lengths) + self.posting_items[postings]
@@ -316,12 +337,16 @@ class LexicalIndex:
             items = pair_item[pairs]
             lengths = self.item_starts[items + 1] - self.item_starts[items]
             at = concatenated_ranges(self.item_starts[items], lengths)
-            pair = np.repeat(np.arange(len(items)), lengths)
-            features = self.item_features[at]
-            products = dense[np.repeat(pair_question[pairs] - start, lengths), features] * self.item_weights[at]
+            cells = np.repeat((pair_question[pairs] - start) * len(self.names), lengths)
+            cells += self.item_features[at]
+            products = dense.take(cells)
+            products *= self.item_weights[at]
+            # One sum per pair and kind: pair p's kind-k products add up in bin 3p + k.
+            bins = np.repeat(np.arange(0, len(_KINDS) * len(items), len(_KINDS)), lengths)
+            bins += self.item_kinds[at]
+            by_kind = np.bincount(bins, products, minlength=len(_KINDS) * len(items)).reshape(-1, len(_KINDS))
             for kind in _KINDS:
-                chosen = self.kinds[features] == kind
-                dots[kind][pairs] = np.bincount(pair[chosen], products[chosen], minlength=len(items))
+                dots[kind][pairs] = by_kind[:, kind]
             dense[local, ids] = 0.0
         return dots
 

@@ -2,11 +2,13 @@
 workflow's model_screen job (stages/model_screen.py) and the scalequest-decontaminate command:
 
 - `embedding`: every question and benchmark item embedded by a model; a question matches one of
-  its `top_k` nearest items (cosine) at or above `embedding.min_cosine`;
-- `judge`: the candidates no screen caught, items among the question's top k whose lexical joint
-  cosine (or embedding cosine) reaches the judge's lower thresholds, the best `per_question` of
-  them, each put to a model as "are these the same problem?"; a Yes (parse_verdict, as strict as
-  the solvability judge) is a match.
+  its `top_k` nearest items of a benchmark (cosine) at or above `embedding.min_cosine`;
+- `judge`: the candidates no screen caught, items among the question's top k of their benchmark
+  whose lexical joint cosine (or embedding cosine) reaches the judge's lower thresholds, the best
+  `per_question` of them per benchmark, each put to a model as "are these the same problem?"; a Yes
+  (parse_verdict, as strict as the solvability judge) is a match.
+Top k and `per_question` count per benchmark, so that the candidates against one benchmark never
+depend on another's items.
 
 The models are reached through callables, so that the job can checkpoint their calls in chunks and
 the command can call the engines directly: `Embed(texts, call)` returns unit vectors as rows,
@@ -74,10 +76,11 @@ def nearest_by_embedding(questions: np.ndarray, items: np.ndarray, k: int) -> Ne
 def embedding_matches(questions: Sequence[str], index: BenchmarkItems, settings: ModelScreenSettings,
                       caught: Iterable[tuple[int, str]], embed: Embed) -> tuple[list[dict[str, Any]], Nearest]:
     """The embedding screen's matches for the (question, benchmark) pairs not `caught` yet, and every
-    question's nearest items by embedding (for the judge's candidates)."""
+    question's nearest items by embedding (for the judge's candidates), the top k of each benchmark."""
     items = np.asarray(embed(index.questions, "embed-benchmarks"), dtype=np.float64).reshape(len(index.questions), -1)
     vectors = np.asarray(embed(questions, "embed"), dtype=np.float64).reshape(len(questions), -1)
-    nearest = nearest_by_embedding(vectors, items, settings.top_k)
+    nearest = index.side_by_side([nearest_by_embedding(vectors, items[span], settings.top_k)
+                                  for span in index.spans.values()])
     found: dict[tuple[int, str], dict[str, Any]] = {key: {} for key in caught}  # empty: held by an earlier screen
     for position, rank in zip(*np.nonzero((nearest.scores >= settings.min_cosine) & (nearest.items >= 0))):
         add_match(found, index, int(position), int(nearest.items[position, rank]), EMBEDDING,
@@ -87,9 +90,10 @@ def embedding_matches(questions: Sequence[str], index: BenchmarkItems, settings:
 
 def judge_candidates(questions: Sequence[str], index: BenchmarkItems, settings: ModelScreenSettings,
                      caught: Iterable[tuple[int, str]], embedded: Nearest | None) -> list[tuple[int, int, dict]]:
-    """(question, benchmark entry, its scores) to put to the judge: per question the best
-    `per_question` items reaching the judge's thresholds whose benchmark no screen matched yet."""
-    lexical = index.lexical.nearest(questions, settings.top_k)
+    """(question, benchmark entry, its scores) to put to the judge: per question and benchmark that no
+    screen matched yet, the best `per_question` items reaching the judge's thresholds (per benchmark, so
+    that another benchmark's candidates never crowd its own out)."""
+    lexical = index.nearest(questions, settings.top_k)
     done = set(caught)
     candidates = []
     for position in range(len(questions)):
@@ -102,9 +106,12 @@ def judge_candidates(questions: Sequence[str], index: BenchmarkItems, settings: 
                                        & (embedded.items[position] >= 0)):
                 scored.setdefault(int(embedded.items[position, rank]), {})["cosine"] = float(
                     embedded.scores[position, rank])
-        ranked = sorted(scored.items(), key=lambda pair: (-max(pair[1].values()), pair[0]))
-        kept = [(entry, scores) for entry, scores in ranked if (position, index.benchmarks[entry]) not in done]
-        candidates += [(position, entry, scores) for entry, scores in kept[:settings.judge_per_question]]
+        taken: Counter = Counter()
+        for entry, scores in sorted(scored.items(), key=lambda pair: (-max(pair[1].values()), pair[0])):
+            benchmark = index.benchmarks[entry]
+            if (position, benchmark) not in done and taken[benchmark] < settings.judge_per_question:
+                taken[benchmark] += 1
+                candidates.append((position, entry, scores))
     return candidates
 
 

@@ -1,4 +1,4 @@
-"""Rule benchmark_index: load the benchmark test sets and index their n-grams and lexical features."""
+"""Rule benchmark_index: load the benchmark test sets; index their n-grams, and each one's lexical features apart."""
 if __name__ == "__main__":
     from scalequest.rule_job import rule_job
     from scalequest.stages.decontaminate import index_benchmarks

@@ -9,6 +9,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from test_neardup import write_best_shards
 
@@ -16,7 +18,10 @@ from conftest import SHARED_DATA
 from scalequest.config import load_config_files
 from scalequest.contamination import METHODS, ScreenSettings, drops, screen_questions
 from scalequest.decontam import BenchmarkError, load_benchmark
-from scalequest.stages.decontaminate import decontaminate_shard, index_benchmarks, load_benchmark_items
+from scalequest.jsonl import MAX_LINE_BYTES
+from scalequest.lexical import LexicalIndex
+from scalequest.stages.decontaminate import decontaminate_shard, index_benchmarks, load_benchmark_items, read_lexical
+from scalequest.stages.screen import screen_shard
 from scalequest.synthetic import distinct_questions, reformat
 
 FIELDS = {"gsm8k": ("gsm8k_test", "question"), "math": ("math_test", "problem"), "math500": ("math500_test", "problem"),
@@ -110,10 +115,34 @@ def test_contamination_rate_of_released_scalequest_samples(index, tmp_path):
     assert len(samples) == 100 and 0 <= rate <= 0.05
 
 
-def test_missing_benchmark_file_names_the_key_and_file(tmp_path):
-    message = r"release\.decontamination\.benchmarks\.gsm8k\.path: .*nope\.jsonl: no such file"
-    with pytest.raises(BenchmarkError, match=message):
-        load_benchmark("gsm8k", {"path": str(tmp_path / "nope.jsonl"), "field": "question", "split": "test"})
+KEY = r"release\.decontamination\.benchmarks\.mine"
+BAD_BENCHMARK_FILES = [  # (what is at the benchmark's path, regular expressions the message must hold)
+    pytest.param(None, [KEY + r"\.path: .*nope\.jsonl: no such file"], id="missing"),
+    pytest.param("", [KEY + r": .*nope\.jsonl \(question\) holds no questions \(an empty file\?\)",
+                      "Give it the benchmark's items, or remove mine from release.decontamination.benchmarks"],
+                 id="empty"),
+    pytest.param("\n  \n", [KEY + r": .*nope\.jsonl \(question\) holds no questions"], id="blank lines only"),
+    pytest.param("folder", [KEY + r"\.path: .*nope\.jsonl is a folder: give the benchmark's JSONL file"], id="folder"),
+    pytest.param('{"question": "What is 1+1?"}\n' + "x" * (MAX_LINE_BYTES + 5) + "\n",
+                 [KEY + rf": .*nope\.jsonl:2: a line of {MAX_LINE_BYTES + 5:,} bytes, over the cap of "
+                  rf"{MAX_LINE_BYTES:,}", "one JSON array"], id="line over the cap"),
+]
+
+
+@pytest.mark.parametrize("content, parts", BAD_BENCHMARK_FILES)
+def test_a_bad_benchmark_file_stops_the_index_job_naming_key_and_file(tmp_path, content, parts):
+    """Through index_benchmarks, what rule benchmark_index runs (the command's: test_decontaminate_cli)."""
+    path = tmp_path / "nope.jsonl"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    outputs = {name: tmp_path / "out" / name for name in ("items_out", "index_out", "lexical_out", "summary_out")}
+    with pytest.raises(BenchmarkError) as caught:
+        index_benchmarks(benchmarks={"mine": {"path": str(path), "field": "question"}}, ngram=SETTINGS.ngram,
+                         **outputs)
+    assert all(re.search(part, str(caught.value)) for part in parts), str(caught.value)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("line, message", [
@@ -241,3 +270,75 @@ def test_train_questions_matching_test_items(index):
     circles = read_field("math_train.jsonl", "problem")[2782]  # line 2783: math test item 2800, re-typeset
     (match,) = [m for m in screen_questions([circles], index, SETTINGS) if m["benchmark"] == "math"]
     assert (match["method"], match["item"]) == ("lexical", 2800)
+
+
+@pytest.fixture(scope="module")
+def mixed_questions():
+    """Questions of every kind a screen meets: the probe set (rephrasings and clean ones), number variants
+    of GSM8K and MATH test items, and train questions."""
+    _, probes = probe_questions()
+    rng = random.Random(8)
+    variants = [number_variant(item) for file, field in (FIELDS["gsm8k"], FIELDS["math"])
+                for item in rng.sample(read_field(f"{file}.jsonl", field), 100)]
+    train = [question for name, field in TRAIN.items() for question in read_field(f"{name}.jsonl", field)[:150]]
+    return probes + variants + train
+
+
+def screen_job(folder, benchmarks, best):
+    """The matches file of rule screen (screen_shard) for a best shard, against `benchmarks` ({name: file
+    and field}) indexed by rule benchmark_index (index_benchmarks)."""
+    files = {"benchmark_items": folder / "items.parquet", "index": folder / "ngrams.npz",
+             "lexical": folder / "lexical.npz"}
+    entries = {name: {"path": str(path), "field": field} for name, (path, field) in benchmarks.items()}
+    index_benchmarks(benchmarks=entries, ngram=SETTINGS.ngram, items_out=files["benchmark_items"],
+                     index_out=files["index"], lexical_out=files["lexical"], summary_out=folder / "benchmarks.json")
+    screen_shard(best_path=best, minhash_out=folder / "minhash.parquet", ngram=3, num_perm=120, bands=20, seed=7,
+                 decontamination=CONFIG, benchmark_files=files, matches_out=folder / "matches.parquet")
+    return folder / "matches.parquet"
+
+
+def benchmark_file(name, folder):
+    """(path, field) of a benchmark: a test set or a train set of ../shared/data, or `unrelated`: questions
+    of random words that nothing matches."""
+    if name == "unrelated":
+        path = folder / "unrelated.jsonl"
+        path.write_text("".join(json.dumps({"question": q}) + "\n" for q in distinct_questions(1000, seed=4)))
+        return path, "question"
+    file, field = FIELDS.get(name) or (name, TRAIN[name])
+    return SHARED_DATA / f"{file}.jsonl", field
+
+
+@pytest.mark.parametrize("name, other", [
+    ("gsm8k", "unrelated"),  # random words in a question frame
+    ("gsm8k", "gsm8k_train"),  # the same authors' style, words and numbers
+    ("gsm8k", "math"),  # other mathematics, some words in common
+    ("math", "math500"),  # copies of some of its items
+    ("math500", "math"),  # every one of its items, and 4,500 more
+])
+def test_a_verdict_against_a_benchmark_is_the_same_with_another_benchmark_added(tmp_path, mixed_questions, name,
+                                                                                 other):
+    """What the screen job finds against a benchmark (the screen, item and scores of every match) depends
+    on the question and that benchmark alone: its lexical weights are its own, and so are its top k."""
+    (best,), _ = write_best_shards(tmp_path, mixed_questions, [0.5] * len(mixed_questions), shards=1)
+    files = {benchmark: benchmark_file(benchmark, tmp_path) for benchmark in (name, other)}
+    alone = pq.read_table(screen_job(tmp_path / "alone", {name: files[name]}, best)).to_pylist()
+    both = pq.read_table(screen_job(tmp_path / "both", files, best)).to_pylist()
+    assert [row for row in both if row["benchmark"] == name] == alone
+    assert {row["method"] for row in alone} >= {"lexical", "number_variant"}
+
+
+def test_a_benchmark_nothing_matches_leaves_the_screen_output_byte_identical(tmp_path, mixed_questions):
+    (best,), _ = write_best_shards(tmp_path, mixed_questions, [0.5] * len(mixed_questions), shards=1)
+    files = {name: benchmark_file(name, tmp_path) for name in ("gsm8k", "unrelated", "math")}
+    before = screen_job(tmp_path / "before", {name: files[name] for name in ("gsm8k", "math")}, best)
+    after = screen_job(tmp_path / "after", files, best)  # added between the two
+    assert pq.read_table(before).num_rows > 100
+    assert before.read_bytes() == after.read_bytes()
+
+
+def test_a_lexical_index_of_the_older_format_says_to_delete_it(tmp_path):
+    """Before one index per benchmark, lexical.npz held one over all of them, without `benchmarks`."""
+    path = tmp_path / "lexical.npz"
+    np.savez(path, **LexicalIndex.build(["What is 1+1?"]).arrays())
+    with pytest.raises(ValueError, match=r"lexical\.npz: a lexical index of an older version .* delete it"):
+        read_lexical(path)

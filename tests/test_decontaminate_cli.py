@@ -2,6 +2,7 @@
 without Snakemake; its matches are the workflow screen's for the same questions."""
 import json
 import subprocess
+import tracemalloc
 
 import pytest
 import yaml
@@ -10,7 +11,8 @@ from test_neardup import write_best_shards
 
 from conftest import REPO, SHARED_DATA, user_env
 from scalequest.contamination import build_benchmark_items
-from scalequest.decontaminate_cli import SCORES
+from scalequest.decontaminate_cli import SCORES, main
+from scalequest.jsonl import MAX_LINE_BYTES, InputFileError, read_question_lines
 from scalequest.stages.decontaminate import decontaminate_shard
 
 
@@ -111,3 +113,67 @@ def test_offline_with_local_files_only(config, tmp_path):
                             env=user_env(HF_HUB_OFFLINE="1"), text=True, capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert SHARED_DATA.exists()
+
+
+def over_the_cap(line):
+    """A JSONL line of MAX_LINE_BYTES + 16 bytes (`line` at 1-based line `line`)."""
+    return '{"question": "What is 1+1?"}\n' * (line - 1) + json.dumps({"question": "x" * MAX_LINE_BYTES}) + "\n"
+
+
+BAD_COMMAND_INPUTS = [  # (questions file, an added benchmark's file, --out: a text, a folder or none, message parts)
+    pytest.param("folder", None, None, ["{questions}: a folder, not a file"], id="questions: a folder"),
+    pytest.param(over_the_cap(2), None, None,
+                 [f"{{questions}}:2: a line of {MAX_LINE_BYTES + 16:,} bytes, over the cap of {MAX_LINE_BYTES:,}"],
+                 id="questions: a line over the cap"),
+    pytest.param("", "", None, ["release.decontamination.benchmarks.mine: {benchmark} (question) holds no questions",
+                                "remove mine from release.decontamination.benchmarks"], id="benchmark: empty"),
+    pytest.param("", "folder", None, ["release.decontamination.benchmarks.mine.path: {benchmark} is a folder"],
+                 id="benchmark: a folder"),
+    pytest.param("", over_the_cap(1), None,
+                 [f"release.decontamination.benchmarks.mine: {{benchmark}}:1: a line of {MAX_LINE_BYTES + 16:,}"],
+                 id="benchmark: a line over the cap"),
+    pytest.param("", None, "folder", ["--out {out}: a folder; give the path of the file to write"],
+                 id="out: a folder"),
+    pytest.param("", None, "{questions}/matches.jsonl", ["--out {out}: {questions} is a file, not a folder"],
+                 id="out: in a file"),
+]
+
+
+@pytest.mark.parametrize("questions, benchmark, out, parts", BAD_COMMAND_INPUTS)
+def test_bad_command_input_is_one_line_naming_it(config, tmp_path, capsys, questions, benchmark, out, parts):
+    """Exit status 2, no traceback and nothing on standard output (main in-process: what the command runs)."""
+    paths = {"questions": tmp_path / "q.jsonl", "benchmark": tmp_path / "mine.jsonl", "out": tmp_path / "out"}
+    for name, content in (("questions", questions), ("benchmark", benchmark), ("out", out)):
+        if content == "folder":
+            paths[name].mkdir()
+        elif content is not None and name != "out":
+            paths[name].write_text(content.replace("{questions}", "What is 1+1?") or "", encoding="utf-8")
+    if out not in (None, "folder"):
+        paths["out"] = out.format(**paths)
+    argv = [str(paths["questions"]), "--config", *config]
+    if benchmark is not None:
+        argv.append(str(tmp_path / "mine.yaml"))
+        (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"release": {"decontamination": {"benchmarks": {
+            "mine": {"path": str(paths["benchmark"]), "field": "question"}}}}}))
+    if out is not None:
+        argv += ["--out", str(paths["out"])]
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse's error
+        status = stop.code
+    output = capsys.readouterr()
+    assert status == 2 and not output.out
+    assert all(part.format(**paths) in output.err for part in parts), output.err
+
+
+def test_a_line_over_the_cap_is_never_held_whole(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(over_the_cap(1).replace("x", "xxxx"), encoding="utf-8")  # 4 times the cap
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputFileError, match=f"a line of {4 * MAX_LINE_BYTES + 16:,} bytes"):
+            list(read_question_lines(path, "question"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_LINE_BYTES  # readline's buffer and its copy of the cap's bytes, not the line

@@ -2,6 +2,8 @@
 its mean-pooled hidden states as the embedding model, and the tiny LM as the judge (what is tested
 there is the parsing and the counting, not its wisdom)."""
 import json
+import re
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -136,6 +138,47 @@ def test_a_yes_is_a_match_and_a_no_or_no_verdict_is_not(benchmarks):
     assert judged >= 3 and counters["judge_yes"] + counters["judge_no"] + counters["judge_no_verdict"] == judged
     assert len(found) == len({(m["question"], m["benchmark"]) for m in found}) <= counters["judge_yes"]
     assert all(match["judge_reply"].endswith("Verdict: Yes") for match in found)
+
+
+def bag_of_words(texts, call):
+    """A stand-in embedding model: each text's word counts hashed into 256 dimensions, unit length."""
+    vectors = np.zeros((len(texts), 256))
+    for row, text in enumerate(texts):
+        for word in re.findall(r"[a-z]+|\d+", text.lower()):
+            vectors[row, zlib.crc32(word.encode()) % 256] += 1.0
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def always_yes(conversations, call):
+    return [Completion(text="Verdict: Yes", tokens=3, finished=True) for _ in conversations]
+
+
+MODEL_SCREEN_QUESTIONS = ["A train travels 60 miles per hour for 3 hours. How far does it travel?",  # ITEMS[1]
+                          "Tom picks 3 apples, then 5 more. How many apples now?"]  # near ITEMS[0], not as near
+
+
+@pytest.mark.parametrize("other", [
+    pytest.param(["Describe the weather in Paris in spring.", "Name three rivers of Africa."], id="unrelated"),
+    pytest.param([MODEL_SCREEN_QUESTIONS[0], MODEL_SCREEN_QUESTIONS[0].replace("?", " in all?"),
+                  "Tom picks 3 apples at noon, then 5 more at night. How many apples now?"], id="nearer the questions"),
+])
+def test_model_screens_against_a_benchmark_do_not_change_with_another_added(tmp_path, other):
+    """Top k and the judge's `per_question` count per benchmark: another benchmark's items, nearer to the
+    questions, crowd none of this one's out (a stand-in embedding, and a judge that says yes to all)."""
+    files = {}
+    for name, items in (("mine", ITEMS), ("other", other)):
+        files[name] = {"path": str(tmp_path / f"{name}.jsonl"), "field": "question"}
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"question": item}) + "\n" for item in items))
+    settings = ModelScreenSettings(top_k=2, min_cosine=0.9, judge_min_joint=1.0, judge_min_cosine=0.5,
+                                   judge_per_question=1)
+    found = {}
+    for benchmarks in (["mine"], ["mine", "other"]):
+        index = build_benchmark_items({name: files[name] for name in benchmarks}, 13)[0]
+        found[len(benchmarks)] = model_matches(MODEL_SCREEN_QUESTIONS, index, settings, caught=set(),
+                                               embed=bag_of_words, judge=always_yes, counters=Counter())
+    assert [(match["question"], match["item"], match["method"]) for match in found[1]] == [(0, 1, EMBEDDING),
+                                                                                          (1, 0, JUDGE)]
+    assert [match for match in found[2] if match["benchmark"] == "mine"] == found[1]
 
 
 def test_model_screens_in_the_workflow(demo_run, tmp_path):

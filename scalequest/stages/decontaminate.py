@@ -40,8 +40,9 @@ MODEL_MATCHES = StageSchema("model_matches", MATCHES.schema)  # the same records
 
 def index_benchmarks(*, benchmarks: Mapping[str, Mapping[str, Any]], ngram: int, items_out: str | Path,
                      index_out: str | Path, lexical_out: str | Path, summary_out: str | Path) -> dict[str, Any]:
-    """Load every benchmark; write its questions, the n-gram and lexical indexes over them, and a
-    summary (benchmarks in config order, a list, with their source and size), which is returned."""
+    """Load every benchmark; write its questions, the n-gram index over them, the lexical indexes (one
+    per benchmark, in one file: write_lexical) and a summary (benchmarks in config order, a list, with
+    their source and size), which is returned."""
     loaded, summary = build_benchmark_items(benchmarks, ngram)
     items = pa.table({"benchmark": loaded.benchmarks, "item": loaded.items, "question": loaded.questions},
                      schema=BENCHMARK_ITEMS.schema)
@@ -49,7 +50,7 @@ def index_benchmarks(*, benchmarks: Mapping[str, Mapping[str, Any]], ngram: int,
     with atomic_path(index_out) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, hashes=loaded.ngrams.hashes, items=loaded.ngrams.items, item_sizes=loaded.ngrams.item_sizes,
                  ngram=ngram)
-    loaded.lexical.save(lexical_out)
+    write_lexical(lexical_out, loaded.lexical)
     write_json_atomic(summary_out, summary)
     return summary
 
@@ -61,13 +62,34 @@ def load_index(path: str | Path, ngram: int) -> NgramIndex:
         return NgramIndex(saved["hashes"], saved["items"], saved["item_sizes"])
 
 
+def write_lexical(path: str | Path, indexes: Mapping[str, LexicalIndex]) -> None:
+    """The benchmarks' lexical indexes in one .npz: `benchmarks` (names, in config order), then per
+    benchmark number n its section, arrays `n.vocabulary`, `n.idf`, ... (LexicalIndex.ARRAYS)."""
+    arrays = {"benchmarks": np.array(list(indexes), dtype=str)}
+    for number, index in enumerate(indexes.values()):
+        arrays.update({f"{number}.{name}": array for name, array in index.arrays().items()})
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_lexical(path: str | Path) -> dict[str, LexicalIndex]:
+    """The lexical indexes by benchmark, as write_lexical wrote them."""
+    with np.load(path) as saved:
+        if "benchmarks" not in saved.files:
+            raise ValueError(f"{path}: a lexical index of an older version (one over all benchmarks, not one per "
+                             "benchmark): delete it, and the run makes it again (rule benchmark_index)")
+        return {name: LexicalIndex(saved[f"{number}.vocabulary"].tolist(),
+                                   *(saved[f"{number}.{array}"] for array in LexicalIndex.ARRAYS[1:]))
+                for number, name in enumerate(saved["benchmarks"].tolist())}
+
+
 def load_benchmark_items(*, items_path: str | Path, index_path: str | Path, lexical_path: str | Path,
                          ngram: int) -> BenchmarkItems:
     """The benchmark questions and their indexes, as written by `index_benchmarks`."""
     items = read_shard(items_path, BENCHMARK_ITEMS)
     return BenchmarkItems(items.column("benchmark").to_pylist(), items.column("item").to_pylist(),
                           items.column("question").to_pylist(), load_index(index_path, ngram),
-                          LexicalIndex.load(lexical_path))
+                          read_lexical(lexical_path))
 
 
 def decontaminate_shard(*, best_path: str | Path, benchmarks: BenchmarkItems, settings: ScreenSettings,
