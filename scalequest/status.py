@@ -5,7 +5,8 @@ nothing, and is safe to run beside the controller.
 
     python -m scalequest.status --configfile config.yaml my.yaml [--json]
 
-`results` is read relative to the current folder, as the workflow does (run it from the checkout)."""
+`results` is read relative to the current folder, as the workflow does (run it from the checkout). A sidecar
+that cannot be read is listed, not fatal; one of an older version without `seconds` counts as of unknown time."""
 from __future__ import annotations
 
 import argparse
@@ -17,15 +18,16 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .chunks import CHUNK_FILE, HEARTBEAT_SECONDS, chunks_dir, read_attempts
 from .config import ConfigError, load_config_files, trained_generators
+from .config_files import load_config_file
 from .gpu_jobs import job_gpus
 from .plan import build_plan
 from .registry import ENGINE, job_of
 from .shards import shard_ids
-from .stats import StatsError, read_stats, stats_path
+from .stats import Funnel, StatsError, stats_path
 
 STALE_SECONDS = 3 * HEARTBEAT_SECONDS  # a "running" attempt not seen for this long was killed (SIGKILL, node loss)
 TRACEBACK = "Traceback (most recent call last):"
@@ -34,6 +36,11 @@ LOG_TAIL_BYTES = 64 * 1024  # a traceback fits; the logs of long jobs (progress 
 STATES = ("done", "running", "failed", "started", "waiting")
 # started: a log or chunks on disk, but no heartbeat, no bad outcome and no traceback: a job starting, a
 # training job (no heartbeat), or one killed before its first heartbeat.
+# The logs a user makes before a run (`snakemake plan`, the preflight): no trace of a run.
+BEFORE_A_RUN = ("plan.log", "preflight")
+EXIT_CONFIG, EXIT_NO_RUN = 1, 3  # argparse exits 2 on bad arguments
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean", type(None): "null"}
 
 
 @dataclass(frozen=True)
@@ -108,10 +115,56 @@ def _may_be_alive(attempt: Mapping[str, Any]) -> bool:
     return True
 
 
+def _json_type(value: Any) -> str:
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _seconds(value: Any, key: str) -> float:
+    # bool is an int to Python, but `true` is no number of seconds
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise StatsError(f"{key} is {json.dumps(value)[:40]}, not a number of seconds")
+    return float(value)
+
+
+def sidecar_seconds(sidecar: Path) -> float | None:
+    """A finished shard's wall seconds from its sidecar: `seconds` and `interruptions.lost_seconds`; None where
+    an older version's sidecar lacks one of them. Raises StatsError saying why (not where) for a sidecar that
+    cannot be read, is no JSON object, has no sound `questions` funnel, or holds a figure that is no number."""
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise StatsError(f"unreadable ({error})") from error
+    if not text.strip():
+        raise StatsError("empty file (its write was cut short?)")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StatsError(f"not valid JSON, cut short? ({error})") from error
+    if not isinstance(payload, dict):
+        raise StatsError(f"holds {_json_type(payload)}, not a JSON object")
+    if "questions" not in payload:
+        raise StatsError("no 'questions' funnel")
+    # The funnels are what the jobs after this one read: a broken one fails them, so it is worth naming here.
+    for key in ("questions", "responses"):
+        if key in payload:
+            Funnel.from_json(payload[key], f"'{key}'")
+    seconds = _seconds(payload["seconds"], "'seconds'") if "seconds" in payload else None
+    if "interruptions" not in payload:  # a job that does not work in chunks: it loses nothing to interruptions
+        return seconds
+    interruptions = payload["interruptions"]
+    if not isinstance(interruptions, dict):
+        raise StatsError(f"'interruptions' holds {_json_type(interruptions)}, not a JSON object")
+    lost = (_seconds(interruptions["lost_seconds"], "'interruptions.lost_seconds'")
+            if "lost_seconds" in interruptions else None)
+    return None if seconds is None or lost is None else seconds + lost
+
+
 def _finished(row: dict[str, Any], sidecar: Path) -> dict[str, Any]:
-    stats = read_stats(sidecar)
-    lost = (stats.get("interruptions") or {}).get("lost_seconds", 0.0)
-    return {**row, "state": "done", "seconds": stats["seconds"] + lost}
+    """A done shard's row; `seconds` None (unknown) for a sidecar without them or a bad one (`problem`)."""
+    try:
+        return {**row, "state": "done", "sidecar": str(sidecar), "seconds": sidecar_seconds(sidecar)}
+    except StatsError as error:
+        return {**row, "state": "done", "sidecar": str(sidecar), "seconds": None, "problem": str(error)}
 
 
 def inspect_shard(config: Mapping[str, Any], shard: Shard, now: float) -> dict[str, Any]:
@@ -153,39 +206,54 @@ def inspect_shard(config: Mapping[str, Any], shard: Shard, now: float) -> dict[s
 
 
 def stage_status(config: Mapping[str, Any], plan_row: Mapping[str, Any],
-                 now: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One stage's figures, and its jobs that are neither done nor waiting."""
+                 now: float) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """One stage's figures, its jobs that are neither done nor waiting, and its done jobs of unknown time (a
+    sidecar without `seconds`, or a bad one)."""
     stage, jobs = plan_row["stage"], plan_row["jobs"]
     job = job_of(stage)
     training = job.family != ENGINE
     planned = plan_row["gpu_hours"] / jobs if jobs else 0.0
     counts = dict.fromkeys(STATES, 0)
     done_hours = open_hours = 0.0
-    unfinished = []
+    timed = 0
+    unfinished, untimed = [], []
     for shard in stage_shards(config, stage):
         found = inspect_shard(config, shard, now)
         counts[found["state"]] += 1
         # A generator's own model may take fewer GPUs than the plan row's (its largest).
         gpus = plan_row["gpus_per_job"] if training else job_gpus(config, job.rule, shard.generator)
-        hours = found.get("seconds", 0.0) * gpus / 3600
-        if found["state"] == "done":
-            done_hours += planned if training else hours
-        else:
-            open_hours += hours
+        if found["state"] != "done":
+            open_hours += found.get("seconds", 0.0) * gpus / 3600
             unfinished += [found] if found["state"] != "waiting" else []
-    measured = done_hours / counts["done"] if counts["done"] and not training else None
+        elif training:
+            done_hours += planned
+        elif found["seconds"] is None:  # unknown, not zero: it must not lower the measured GPU-hours per job
+            untimed.append(found)
+        else:
+            done_hours += found["seconds"] * gpus / 3600
+            timed += 1
+    measured = done_hours / timed if timed else None
     expected = [found.get("chunks_expected") for found in unfinished]
     return {
         "stage": stage, "rule": job.rule, "jobs": jobs, **counts,
         "chunks_done": sum(found.get("chunks", 0) for found in unfinished),
         "chunks_expected": sum(expected) if expected and None not in expected else None,
         "gpu_hours_spent": round(done_hours + open_hours, 3), "spent_basis": "planned" if training else "measured",
+        "done_time_unknown": len(untimed),
         "gpu_hours_per_job": {"planned": round(planned, 3),
                               "measured": None if measured is None else round(measured, 3)},
         "gpu_hours_to_go": round((planned if measured is None else measured) * (jobs - counts["done"]), 3),
         "to_go_basis": "planned" if measured is None else "measured",
         "planned_gpu_hours": plan_row["gpu_hours"],
-    }, unfinished
+    }, unfinished, untimed
+
+
+def _has_run_logs(folder: Path) -> bool:
+    """Whether `folder`/logs holds a trace of a run: every job of the workflow logs there."""
+    try:
+        return any(entry.name not in BEFORE_A_RUN for entry in os.scandir(folder / "logs"))
+    except OSError:
+        return False
 
 
 def run_status(config: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -194,18 +262,27 @@ def run_status(config: Mapping[str, Any], now: float | None = None) -> dict[str,
     GPU-hours spent: per finished shard its sidecar's `seconds + interruptions.lost_seconds`, per unfinished
     one its attempts' time, times the job's GPUs; training jobs record no time, so theirs are the plan's.
     To go: the remaining jobs times the GPU-hours per job: measured, the mean of the stage's finished shards
-    (the plan's hours per job times measured / planned), where there are some; else the plan's."""
+    (the plan's hours per job times measured / planned), where there are some; else the plan's. A finished
+    shard whose sidecar has no `seconds` (an older version's) or is bad counts as of unknown time: spent is
+    then a lower bound, and the measured figures come from the other shards.
+    `run_found`: whether any job of the plan left a trace, or `results`/logs holds a log other than those made
+    before a run (BEFORE_A_RUN)."""
     now = time.time() if now is None else now
-    stages, shards = [], []
+    stages, shards, untimed = [], [], []
     for plan_row in build_plan(config)["stages"]:
-        row, unfinished = stage_status(config, plan_row, now)
+        row, unfinished, unknown = stage_status(config, plan_row, now)
         stages.append(row)
         shards += unfinished
-    total = {key: sum(s[key] for s in stages) for key in ("jobs", *STATES, "chunks_done")}
+        untimed += unknown
+    total = {key: sum(s[key] for s in stages) for key in ("jobs", *STATES, "chunks_done", "done_time_unknown")}
     total.update({key: round(sum(s[key] for s in stages), 3)
                   for key in ("gpu_hours_spent", "gpu_hours_to_go", "planned_gpu_hours")})
     return {"results": str(Path(config["results"]).resolve()), "now": now, "stale_after_seconds": STALE_SECONDS,
-            "stages": stages, "total": total, "shards": shards}
+            "stages": stages, "total": total, "shards": shards,
+            "run_found": total["waiting"] < total["jobs"] or _has_run_logs(Path(config["results"])),
+            "bad_sidecars": [{key: found[key] for key in ("stage", "generator", "shard", "sidecar", "problem")}
+                             for found in untimed if "problem" in found],
+            "sidecars_without_seconds": [found["sidecar"] for found in untimed if "problem" not in found]}
 
 
 def _duration(seconds: float) -> str:
@@ -220,7 +297,8 @@ def _stage_line(name: str, s: Mapping[str, Any]) -> str:
     figures = s.get("gpu_hours_per_job", {})
     measured = "-" if figures.get("measured") is None else f"{figures['measured']:.3f}"
     per_job = f"{figures['planned']:.3f} / {measured}" if figures else ""
-    spent = f"{s['gpu_hours_spent']:.3f} {s.get('spent_basis', '')[:4]}"  # the total mixes both: no basis
+    at_least = ">=" if s.get("done_time_unknown") else ""  # finished shards of unknown time: a lower bound
+    spent = f"{at_least}{s['gpu_hours_spent']:.3f} {s.get('spent_basis', '')[:4]}"  # the total mixes both: no basis
     to_go = f"{s['gpu_hours_to_go']:.3f} {s.get('to_go_basis', '')[:4]}"
     return (f"{name:<18} {s['done']:>5}/{s['jobs']:<5} {s['running']:>7} {s['failed']:>6} {s['started']:>7} "
             f"{chunks if s['chunks_done'] else '':>7} {spent:>13} {to_go:>13}  {per_job:>21}")
@@ -259,28 +337,111 @@ def render_status(status: Mapping[str, Any]) -> str:
               "To go: remaining jobs x GPU-h per job. chunks: finished chunks of unfinished shards (/ all the chunks "
               f"of the engine calls the job has started). A running job not seen for {STALE_SECONDS:.0f} s counts "
               "as killed.", 110)
+    untimed, bad = status["sidecars_without_seconds"], status["bad_sidecars"]
+    if untimed or bad:
+        kinds = [f"{len(untimed)} of an older version, without 'seconds', e.g. {untimed[0]}"] if untimed else []
+        kinds += [f"{len(bad)} bad, listed below"] if bad else []
+        lines += [""] + textwrap.wrap(
+            f"Finished shards of unknown time: {len(untimed) + len(bad)} (their sidecars: {'; '.join(kinds)}). "
+            "Spent leaves them out, so it is a lower bound (>=); GPU-h per job and to go come from the stage's "
+            "other finished shards.", 110, break_long_words=False, break_on_hyphens=False)
     for state, title in TITLES.items():
         found = [s for s in status["shards"] if s["state"] == state]
         if found:
             lines += ["", f"{title}:"]
         for s in found:
             lines += [_shard_line(s, status["now"]), f"    log: {s['log']}"]
+    if bad:
+        lines += [""] + textwrap.wrap(
+            "Bad sidecars, skipped (each shard counts as done, of unknown time, but the jobs that read its sidecar "
+            "will fail: delete the sidecar and its shard, the .parquet beside it, and run again: the workflow "
+            "makes both anew):", 110)
+    for s in bad:
+        lines += [f"  {s['stage']} {s['generator']}/{s['shard']}: {s['problem']}", f"    sidecar: {s['sidecar']}"]
     return "\n".join(lines) + "\n"
 
 
+def render_plan(status: Mapping[str, Any]) -> str:
+    """What a fresh run of the config would take, for a folder with no run: jobs and planned GPU-hours."""
+    lines = [f"The plan of a fresh run into {status['results']} (nothing measured: no run is there):", "",
+             f"{'stage':<18} {'jobs':>6} {'GPU-h planned':>14}"]
+    lines += [f"{name:<18} {s['jobs']:>6} {s['planned_gpu_hours']:>14.3f}"
+              for name, s in [*((s["stage"], s) for s in status["stages"]), ("total", status["total"])]]
+    return "\n".join(lines) + "\n"
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The folders in `folder`, but hidden ones (.git, .venv, .snakemake: no results folder, and large)."""
+    try:
+        return [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir() and entry.name[0] != "."]
+    except OSError:
+        return []
+
+
+def _runs_near(results: Path) -> list[Path]:
+    """The folders that hold a run's logs, up to two levels below `results` or, where it does not exist, below
+    the nearest folder above it that does: a preset's folder (results/tiny), or the one a typo missed."""
+    base = next(folder for folder in (results, *results.parents) if folder.is_dir())
+    found, level = [], [base]
+    for _ in range(2):
+        level = [folder for parent in level for folder in _subfolders(parent)]
+        found += [folder for folder in level if _has_run_logs(folder)]
+        level = [folder for folder in level if folder not in found]  # a run's own folders hold no other run
+    return sorted(found)
+
+
+def _presets_of(folder: Path) -> list[Path]:
+    """The checkout's presets (presets/*.yaml) whose `results` is `folder`."""
+    found = []
+    for preset in sorted(Path("presets").glob("*.yaml")):
+        try:
+            settings = load_config_file(preset)
+        except ConfigError:  # a broken preset is no hint; the run that uses it reports it
+            continue
+        if "results" in settings and Path(str(settings["results"])).resolve() == folder.resolve():
+            found.append(preset)
+    return found
+
+
+def no_run_message(results: Path, configfiles: Sequence[str]) -> str:
+    """Why status found no run in `results` (the config's, relative to the current folder), and where one is."""
+    why = ("the folder does not exist" if not results.exists() else "no job of the plan left a shard, sidecar, "
+           "chunk folder or log there, and its logs/ holds no log of a run's job")
+    setters = [path for path in configfiles if "results" in load_config_file(path)]
+    source = f"set by {setters[-1]}, the last of the config files given that sets it" if setters else "the default"
+    lines = [f"status: no run found in {results.resolve()}: {why}.",
+             f"`results` is {str(results)!r} ({source}), read from {Path.cwd()}."]
+    for folder in _runs_near(results)[:5]:
+        presets = _presets_of(folder)
+        lines.append(f"A run is in {folder}" + (f", the `results` of {presets[0]}" if presets else "") + ".")
+    lines.append("Give status the config files the run was started with, in their order, from the checkout: "
+                 "the demo's are config.yaml presets/tiny.yaml (what `make status` reads).")
+    return "\n".join(textwrap.fill(line, 110, subsequent_indent="  ", initial_indent="" if i == 0 else "  ",
+                                    break_long_words=False, break_on_hyphens=False) for i, line in enumerate(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scalequest.status", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scalequest.status", description=__doc__.split("\n\n")[0],
+        epilog=f"Exit status: 0 the report (bad sidecars are listed in it); {EXIT_CONFIG} a config file is missing "
+               f"or invalid; 2 bad arguments; {EXIT_NO_RUN} no run found in the results folder: the message (stderr) "
+               "says why and where a run is, and the plan of a fresh run follows (stdout; with --json the status "
+               "itself, with run_found false).")
     parser.add_argument("--configfile", nargs="+", default=["config.yaml"],
                         help="config files, later ones over earlier ones (as snakemake --configfile)")
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     args = parser.parse_args(argv)
     try:
-        status = run_status(load_config_files(*args.configfile))
-    except (ConfigError, StatsError) as error:
+        config = load_config_files(*args.configfile)
+    except ConfigError as error:
         print(f"status: {error}", file=sys.stderr)
-        return 1
-    sys.stdout.write(json.dumps(status, indent=2) + "\n" if args.json else render_status(status))
-    return 0
+        return EXIT_CONFIG
+    status = run_status(config)
+    if not status["run_found"]:
+        print(no_run_message(Path(config["results"]), args.configfile), file=sys.stderr)
+    sys.stdout.write(json.dumps(status, indent=2) + "\n" if args.json
+                     else render_status(status) if status["run_found"] else render_plan(status))
+    return 0 if status["run_found"] else EXIT_NO_RUN
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO, full_config, tiny_config
@@ -18,7 +19,8 @@ from scalequest.gpu_jobs import job_gpus
 from scalequest.joblog import where_it_runs
 from scalequest.plan import build_plan
 from scalequest.stats import ShardStats, stats_path, write_stats
-from scalequest.status import CHUNK_FILE, STATES, run_status
+from scalequest.status import CHUNK_FILE, EXIT_NO_RUN, STATES, render_status, run_status
+from scalequest.status import main as status_main_code
 
 CHUNK_SIZE = 16  # and the tiny model's hf batch: a chunk is a multiple of it
 LONG_AGO = time.time() - 86400
@@ -172,3 +174,139 @@ def test_status_of_a_run_not_started(tmp_path):
         status = run_status({**config, "results": str(tmp_path / "none")})
         assert status["total"]["waiting"] == status["total"]["jobs"] == build_plan(config)["total"]["jobs"]
         assert status["shards"] == [] and status["total"]["gpu_hours_spent"] == 0
+
+
+def tiny_results(tmp_path: Path) -> tuple[dict, Path]:
+    """The tiny config with its results in tmp_path, and that folder."""
+    results = tmp_path / "results"
+    return {**tiny_config(), "results": str(results)}, results
+
+
+GOOD = json.dumps({"questions": {"unit": "question", "in": 4, "kept": 4, "dropped": {}}, "seconds": 100.0})
+BAD_SIDECARS = {  # what a sidecar holds -> what status says is wrong with it
+    "truncated JSON": (GOOD[:50], "not valid JSON, cut short?"),
+    "empty file": ("", "empty file"),
+    "only whitespace": ("\n  \n", "empty file"),
+    "not UTF-8": (b"\xff\xfe{}", "unreadable"),
+    "a list": ("[1, 2]", "holds an array, not a JSON object"),
+    "a string": ('"done"', "holds a string, not a JSON object"),
+    "null": ("null", "holds null, not a JSON object"),
+    "no questions funnel": ('{"seconds": 100.0}', "no 'questions' funnel"),
+    "funnel without counts": ('{"questions": {"unit": "question"}, "seconds": 1}', "'questions': malformed funnel"),
+    "funnel a list": ('{"questions": [], "seconds": 1}', "'questions': malformed funnel"),
+    "funnel does not add up": ('{"questions": {"unit": "question", "in": 5, "kept": 4, "dropped": {}}, "seconds": 1}',
+                               "in (5) != kept (4) + dropped (0)"),
+    "seconds a string": (GOOD.replace("100.0", '"100"'), "'seconds' is \"100\", not a number of seconds"),
+    "seconds a boolean": (GOOD.replace("100.0", "true"), "'seconds' is true, not a number of seconds"),
+    "seconds negative": (GOOD.replace("100.0", "-5"), "'seconds' is -5, not a number of seconds"),
+    "seconds null": (GOOD.replace("100.0", "null"), "'seconds' is null, not a number of seconds"),
+    "interruptions a list": (GOOD[:-1] + ', "interruptions": []}', "'interruptions' holds an array"),
+    "lost seconds a string": (GOOD[:-1] + ', "interruptions": {"lost_seconds": "3"}}',
+                              "'interruptions.lost_seconds' is \"3\", not a number of seconds"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SIDECARS)
+def test_a_bad_sidecar_is_listed_and_the_report_goes_on(tmp_path, case):
+    """A bad sidecar withholds nothing: its shard counts as done, of unknown time (not zero), the measured
+    figures come from the stage's good shards, and the report lists the sidecar with why."""
+    config, results = tiny_results(tmp_path)
+    good, bad = (stats_path(shard_out(results, "generate", "qwen2-math", shard)) for shard in ("00000", "00001"))
+    good.parent.mkdir(parents=True)
+    good.write_text(GOOD)
+    content, why = BAD_SIDECARS[case]
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    status = run_status(config)
+    generate = next(row for row in status["stages"] if row["stage"] == "generate")
+    assert (generate["done"], generate["done_time_unknown"], status["total"]["done_time_unknown"]) == (2, 1, 1)
+    hours = 100.0 * job_gpus(config, "generate", "qwen2-math") / 3600
+    assert generate["gpu_hours_spent"] == round(hours, 3) and generate["gpu_hours_per_job"]["measured"] == \
+        round(hours, 3)
+    [listed] = status["bad_sidecars"]
+    assert (listed["stage"], listed["generator"], listed["shard"], listed["sidecar"]) == \
+        ("generate", "qwen2-math", "00001", str(bad))
+    assert why in listed["problem"] and status["sidecars_without_seconds"] == []
+    text = render_status(status)
+    assert f"generate qwen2-math/00001: {listed['problem']}\n    sidecar: {bad}\n" in text
+    assert "delete the sidecar and its shard" in text and f">={hours:.3f} meas" in text
+
+
+def test_an_older_sidecar_without_seconds_is_of_unknown_time(tmp_path, capsys):
+    """A sidecar of an older version (no `seconds`, or interruptions without `lost_seconds`) is no error: its
+    shard is done, its time unknown, and the output says so instead of counting it as zero."""
+    config, results = tiny_results(tmp_path)
+    write_sidecar(shard_out(results, "generate", "qwen2-math", "00000"), "generate", "qwen2-math", "00000", 100.0)
+    older = [stats_path(shard_out(results, "generate", gen, "00001")) for gen in ("qwen2-math", "deepseek-math")]
+    older[0].write_text(GOOD.replace(', "seconds": 100.0', ""))
+    older[1].parent.mkdir(parents=True)
+    older[1].write_text(GOOD[:-1] + ', "interruptions": {"attempts": 2}}')
+
+    status = run_status(config)
+    generate = next(row for row in status["stages"] if row["stage"] == "generate")
+    assert (generate["done"], generate["done_time_unknown"]) == (3, 2)
+    assert status["bad_sidecars"] == [] and status["sidecars_without_seconds"] == sorted(map(str, older))
+    hours = 100.0 * job_gpus(config, "generate", "qwen2-math") / 3600
+    assert generate["gpu_hours_per_job"]["measured"] == round(hours, 3)  # the shards of unknown time left out
+    assert generate["gpu_hours_to_go"] == round(hours * (generate["jobs"] - 3), 3)
+    text = render_status(status)
+    assert "Finished shards of unknown time: 2 (their sidecars: 2 of an older version, without 'seconds'" in text
+    assert f">={hours:.3f} meas" in text and "Bad sidecars" not in text
+
+
+def write_config(folder: Path, name: str, settings: dict) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def status_main(capsys, *argv: str) -> tuple[int, str, str]:
+    code = status_main_code(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("layout", ["no folder", "a preset's run below", "only a plan and preflight"])
+def test_no_run_found_says_so(tmp_path, monkeypatch, capsys, layout):
+    """A folder with no run (a typo in `results`, the demo's folder read without its preset, a plan made but
+    not run) is no run of 0/N jobs: status says no run was found, which file set `results`, where a run is,
+    and shows the plan of a fresh run, not a run's status; it exits 3."""
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path / "presets", "tiny.yaml", {"results": "results/tiny"})
+    if layout == "a preset's run below":
+        write_log(Path("results/tiny"), "generate", "qwen2-math/00000")
+    if layout == "only a plan and preflight":
+        for log in ("plan.log", "preflight/gpu/cpu.log"):
+            (tmp_path / "results" / "logs" / log).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "results" / "logs" / log).write_text("planned\n")
+    typo = write_config(tmp_path, "my.yaml", {"results": "resluts" if layout == "no folder" else "results"})
+
+    code, out, err = status_main(capsys, "--configfile", str(REPO / "config.yaml"), str(typo))
+    err = " ".join(err.split())  # as wrapped for the terminal
+    assert code == EXIT_NO_RUN == 3
+    assert err.startswith(f"status: no run found in {tmp_path / ('resluts' if layout == 'no folder' else 'results')}")
+    assert ("the folder does not exist" in err) == (layout == "no folder")
+    assert f"set by {typo}, the last of the config files" in err
+    hint = "A run is in results/tiny, the `results` of presets/tiny.yaml."
+    assert (hint in err) == (layout == "a preset's run below")
+    assert "Run status of" not in out and out.startswith("The plan of a fresh run into")
+    total = build_plan(load_config_files(REPO / "config.yaml", typo))["total"]
+    assert out.rstrip().endswith(f"{total['jobs']:>6} {total['gpu_hours']:>14.3f}")
+
+    code, out, err = status_main(capsys, "--json", "--configfile", str(REPO / "config.yaml"), str(typo))
+    assert code == 3 and json.loads(out)["run_found"] is False and "no run found" in err
+
+
+def test_a_run_just_begun_is_found(tmp_path, monkeypatch, capsys):
+    """The log of a job before the GPU stages (seed questions) is a run's trace: its status, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    write_log(tmp_path / "results", "seed_questions", "seed_questions")
+    code, out, err = status_main(capsys, "--configfile", str(REPO / "config.yaml"))
+    assert (code, err) == (0, "") and out.startswith(f"Run status of {tmp_path / 'results'}")
+
+
+def test_help_names_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        status_main_code(["--help"])
+    assert "3 no run found in the results folder" in " ".join(capsys.readouterr().out.split())
