@@ -1,6 +1,23 @@
 # Stage 6: merge, drop what rules dedup and screen found, shuffle, Parquet + dataset card +
 # funnel.json + contamination.jsonl (the dropped benchmark matches) + number_variants.jsonl (the released ones).
 
+import os
+import sys
+
+from snakemake_interface_executor_plugins.settings import ExecMode
+
+# A release whose data files disagree with its funnel.json (a file deleted or replaced by hand) is made
+# again: funnel.json goes, so that Snakemake sees an output of the release missing. Checked by the
+# controller and a dry run, not by a cluster job's own snakemake.
+if workflow.exec_mode == ExecMode.DEFAULT and os.path.exists(RELEASE_FUNNEL):
+    from scalequest.stages.release import release_mismatch
+
+    _mismatch = release_mismatch(RELEASE_DIR)
+    if _mismatch:
+        print(f"The release in {RELEASE_DIR} differs from its funnel.json ({_mismatch}): it will be made again",
+              file=sys.stderr)
+        os.remove(RELEASE_FUNNEL)
+
 
 rule release:
     input:

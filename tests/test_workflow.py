@@ -472,8 +472,15 @@ def test_questions_file_generator_plans_import_jobs(tmp_path):
     assert missing.returncode != 0 and "no/such.jsonl" in missing.stdout + missing.stderr
 
 
-def test_a_deleted_sidecar_is_made_again(hf_run, tmp_path):
+def test_a_deleted_sidecar_or_release_file_is_made_again(hf_run, tmp_path):
     workdir = copy_run(hf_run, tmp_path / "wf")
+    # A release data file deleted by hand: funnel.json no longer tells the truth, so the release is made again.
+    (workdir / "results/tiny/release/data/train-00001-of-00002.parquet").unlink()
+    plan = run_snakemake(workdir, *LOCAL, "-n")
+    assert "The release in results/tiny/release differs from its funnel.json (missing: " \
+           "data/train-00001-of-00002.parquet): it will be made again" in plan.stderr, plan.stderr[-3000:]
+    counts = job_counts(plan.stdout)
+    assert counts["release"] == 1 and "filter" not in counts and "respond" not in counts
     (workdir / "results/tiny/filter/qwen2-math/00000.stats.json").unlink()
     plan = run_snakemake(workdir, *LOCAL, "-n")
     counts = job_counts(plan.stdout)

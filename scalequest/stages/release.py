@@ -269,6 +269,30 @@ def release(*, best_paths: Sequence[str | Path], stats_paths: Mapping[str, Seque
     return funnel
 
 
+def release_mismatch(release_dir: str | Path) -> str | None:
+    """How the release's data files disagree with its funnel.json (a file deleted, added, cut short or
+    replaced since the release wrote them: their names and row count), or None where they agree or
+    there is no funnel yet. Reads only the Parquet footers."""
+    release_dir = Path(release_dir)
+    try:
+        funnel = json.loads((release_dir / "funnel.json").read_text())
+        listed, pairs = set(funnel["files"]), int(funnel["released_pairs"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"funnel.json cannot be read ({type(error).__name__}: {error})"
+    present = {f"data/{path.name}" for path in (release_dir / "data").glob("*.parquet")}
+    if present != listed:
+        missing, extra = sorted(listed - present), sorted(present - listed)
+        return "; ".join([*([f"missing: {', '.join(missing)}"] if missing else []),
+                          *([f"not written by the release: {', '.join(extra)}"] if extra else [])])
+    try:
+        rows = sum(pq.read_metadata(release_dir / name).num_rows for name in sorted(listed))
+    except (OSError, pa.ArrowException) as error:
+        return f"a data file cannot be read ({error})"
+    return None if rows == pairs else f"the data files hold {rows} pairs, funnel.json says {pairs}"
+
+
 def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> Funnel:
     """In, kept and dropped by reason (`reasons`: each row's, None for kept); every reason is listed,
     with 0 where nothing was dropped."""
