@@ -9,7 +9,6 @@ a multiple of the engine's batch size, and a prompt's seed is its index in the s
 (engines/base.py Sampling): the shard is the same whether it was made in one go or in pieces."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .atomic import write_json_atomic, write_text_atomic
+from .digests import digest, model_fingerprint
 from .engines.base import Completion, Sampling
 from .failure_injection import kill_after_chunks_if_asked
 from .models import ModelSpec
@@ -48,32 +48,6 @@ def chunks_dir(out: str | Path) -> Path:
     """The folder of a shard's finished chunks: `x.parquet` → `x.chunks`."""
     out = Path(out)
     return out.with_name(out.name.removesuffix(".parquet") + CHUNKS_SUFFIX)
-
-
-def digest(value: Any) -> str:
-    """A short stable hash of a JSON-able value."""
-    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
-
-
-def file_digest(path: str | Path) -> str:
-    """The hash of a file's bytes (an input shard)."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()[:20]
-
-
-def model_fingerprint(spec: ModelSpec) -> dict[str, Any]:
-    """What decides a model's outputs: its settings, and for a local folder its files' names, sizes and
-    modification times (a retrained model at the same path is another model; hashing 15 GB is too slow)."""
-    settings = {name: value for name, value in asdict(spec).items() if name not in ("key", "label")}
-    folder = Path(spec.path)
-    if folder.is_dir():
-        settings["files"] = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
-                                   if p.is_file())
-    return settings
 
 
 def chunk_step(spec: ModelSpec) -> int:

@@ -9,7 +9,8 @@ from typing import Any, Mapping
 import pyarrow as pa
 
 from ..answers import gold_answer
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
+from ..digests import file_digest
 from ..engines import Sampling, open_generator, open_scorer
 from ..grading import gold_drop_reason, grade
 from ..models import ModelSpec

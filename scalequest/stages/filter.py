@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..answers import parse_verdict
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
+from ..digests import file_digest
 from ..engines import Completion, Sampling, open_generator
 from ..language import language_drop_reason
 from ..models import ModelSpec

@@ -8,8 +8,9 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
 from ..contamination import METHODS
+from ..digests import file_digest
 from ..engines import Sampling, open_chat, open_embedder
 from ..model_screens import ModelScreenSettings, model_matches
 from ..models import ModelSpec

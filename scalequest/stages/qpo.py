@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
+from ..digests import file_digest
 from ..engines import Sampling, open_chat
 from ..models import ModelSpec
 from ..normalize import normalize_question

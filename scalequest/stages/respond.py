@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..answers import has_final_answer
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
+from ..digests import file_digest
 from ..engines import Sampling, open_generator
 from ..models import ModelSpec
 from ..prompts import response_messages

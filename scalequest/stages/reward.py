@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..chunks import LazyEngine, ShardChunks, file_digest
+from ..chunks import LazyEngine, ShardChunks
+from ..digests import file_digest
 from ..engines import open_scorer
 from ..models import ModelSpec
 from ..prompts import reward_messages
