@@ -10,4 +10,6 @@ if __name__ == "__main__":
                      data=sm.input.data if isinstance(sm.input.data, str) else list(sm.input.data),
                      prompt_style=sm.params.prompt_style, hyper=sm.params.hyper, seed=sm.params.seed,
                      deepspeed=sm.params.deepspeed, min_examples=sm.params.min_examples, launch=sm.params.launch,
-                     out=sm.output.model)
+                     out=sm.output.model, rule=sm.rule,
+                     # from the config, not a param: how often to checkpoint changes no model, so no re-run
+                     checkpoint_minutes=sm.config["training"]["checkpoint_minutes"])

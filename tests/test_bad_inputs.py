@@ -506,7 +506,7 @@ def test_damaged_weights_stop_every_loader_before_it_loads(tmp_path):
     for load in (lambda: open_scorer(spec), lambda: open_embedder(spec), lambda: open_generator(spec),
                  lambda: training_job(kind="sft", model={"key": "m", "entry": {"path": spec.path}}, data="x.jsonl",
                                       prompt_style=None, hyper={}, seed=0, deepspeed="none", min_examples=None,
-                                      launch={}, out=tmp_path / "out")):
+                                      launch={}, out=tmp_path / "out", checkpoint_minutes=30)):
         with pytest.raises(WeightsError, match=f"model 'm': cannot read its weights file {weights}"):
             load()
     assert not (tmp_path / "out").exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,6 +24,7 @@ from scalequest.records import to_table, write_shard
 from scalequest.stages.evaluate import evaluate_shard, majority, verdict
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, train
+from training_runs import complete_checkpoints, signal_every_process, start_training, wait_until, weight_difference
 
 GSM8K = {"path": str(SHARED_DATA / "gsm8k_test.jsonl"), "field": "question", "answer_field": "answer",
          "answer_format": "gsm8k"}
@@ -216,13 +219,17 @@ def base_accuracy(tiny_models, facts_task):
     return accuracy(tiny_models / "tiny-lm", facts_task, "base")
 
 
-def sft_run(tiny_models, facts_task, folder, ranks: int, deepspeed: str) -> tuple:
+def sft_job(tiny_models, facts_task, ranks: int, deepspeed: str) -> TrainJob:
     """The tiny LM fine-tuned on the facts task with a global batch of 8 (per rank: 8 / ranks)."""
+    return TrainJob(kind="sft", base_model=str(tiny_models / "tiny-lm"), data=str(facts_task / "pairs.jsonl"),
+                    output_dir="", prompt_style=None,
+                    hyper={**SFT_HYPER, "per_device_batch_size": SFT_HYPER["per_device_batch_size"] // ranks},
+                    seed=3, deepspeed=deepspeed)
+
+
+def sft_run(tiny_models, facts_task, folder, ranks: int, deepspeed: str) -> tuple:
     out = folder / "sft"
-    metrics = train(TrainJob(kind="sft", base_model=str(tiny_models / "tiny-lm"), data=str(facts_task / "pairs.jsonl"),
-                             output_dir="", prompt_style=None,
-                             hyper={**SFT_HYPER, "per_device_batch_size": SFT_HYPER["per_device_batch_size"] // ranks},
-                             seed=3, deepspeed=deepspeed), out, Launch(processes_per_node=ranks))
+    metrics = train(sft_job(tiny_models, facts_task, ranks, deepspeed), out, Launch(processes_per_node=ranks))
     return out, metrics
 
 
@@ -270,6 +277,38 @@ def test_sft_model_scores_clearly_above_its_base_model(request, facts_task, base
     after = accuracy(out, facts_task, f"sft-{ranks}")
     print(f"\nfacts task, {ranks} rank(s) {deepspeed}: base {base_accuracy:.3f}, after SFT {after:.3f}")
     assert base_accuracy <= 0.1 and after >= base_accuracy + 0.5
+
+
+@pytest.mark.training
+def test_two_zero3_ranks_stopped_by_sigusr1_resume_to_the_same_model(sft_two_ranks_zero3, tiny_models, facts_task,
+                                                                     tmp_path):
+    """The profile's warning before the time limit (SIGUSR1 to every process of the job): both ranks save
+    their ZeRO-3 shards at the next step and exit non-zero; the retry resumes there and ends with the
+    uninterrupted run's weights (sft_two_ranks_zero3).
+
+    Slow: a 2-rank ZeRO-3 SFT, interrupted, then resumed (about a minute)."""
+    baseline, metrics = sft_two_ranks_zero3
+    out, logs = tmp_path / "sft", [tmp_path / "first.log", tmp_path / "second.log"]
+    job = sft_job(tiny_models, facts_task, 2, "zero3")
+    first = start_training(job, 2, out, logs[0])
+    wait_until(lambda: "'loss'" in logs[0].read_text(), first, logs[0])  # a few steps in
+    signal_every_process(first, signal.SIGUSR1)
+    assert first.wait(timeout=600) != 0
+    text = logs[0].read_text()
+    saved = complete_checkpoints(out)
+    step = int(saved[-1].name.split("-")[1])
+    assert len(saved) == 1 and 0 < step < metrics["steps"], text[-4000:]
+    assert all(f"rank {rank} of 2 on host {socket.gethostname()}: interrupted by SIGUSR1 at step {step}" in text
+               for rank in (0, 1)), text[-4000:]
+    assert f"the retry resumes from {saved[-1]}" in text
+    shards = sorted(path.name for path in (saved[-1] / f"global_step{step}").iterdir())
+    assert len([name for name in shards if "optim_states" in name]) == 2, shards  # each rank's optimizer shard
+    second = start_training(job, 2, out, logs[1])
+    assert second.wait(timeout=600) == 0, logs[1].read_text()[-4000:]
+    assert f"resuming sft {out}: step {step} of {metrics['steps']} (checkpoint of " in logs[1].read_text()
+    difference = weight_difference(out, baseline)
+    print(f"\nresumed 2-rank ZeRO-3 SFT vs uninterrupted: largest weight difference {difference}")
+    assert difference <= 1e-6
 
 
 @pytest.mark.training

@@ -2,13 +2,17 @@
 runs on the tiny model through the launcher (1 process, and 2 ranks with DeepSpeed ZeRO-3)."""
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import sys
+from dataclasses import replace
 
 import pytest
 
 from conftest import SHARED_DATA
+from scalequest.digests import digest
 from scalequest.engines import Sampling, open_generator
 from scalequest.jsonl import InputFileError
 from scalequest.models import ModelSpec
@@ -18,9 +22,11 @@ from scalequest.rewrite import extract_rewrite
 from scalequest.seeds import collect_seed_questions, read_seeds
 from scalequest.stages.qpo import rewrite_drop_reason
 from scalequest.stats import ShardStats, stats_path, write_stats
+from scalequest.training.checkpoints import MARKER, checkpoint_step, checkpoints_dir, choose_checkpoint, resume_line
 from scalequest.training.enough import TooFewPairsError, check_enough_pairs
 from scalequest.training.job import TrainJob
 from scalequest.training.launcher import Launch, TrainingError, launch_command, train
+from training_runs import complete_checkpoints, start_training, wait_until, weight_difference
 
 SEED_SOURCES = [{"name": "gsm8k", "path": str(SHARED_DATA / "gsm8k_train.jsonl"), "field": "question"},
                 {"name": "math", "path": str(SHARED_DATA / "math_train.jsonl"), "field": "problem"}]
@@ -232,3 +238,54 @@ def test_two_ranks_zero3_train_and_the_model_loads_in_transformers_and_vllm(tiny
         with open_generator(spec) as engine:
             texts[engine_name] = engine.generate([style.user_prefix], sampling)[0][0].text
     assert texts["hf"] and texts["hf"] == texts["vllm"]  # greedy: both engines read the same weights
+
+
+# --- checkpoints and resume ----------------------------------------------------------------------
+
+def test_a_checkpoint_of_other_settings_is_set_aside_and_training_starts_at_step_0(tmp_path):
+    """Another learning rate: the checkpoint is moved aside, never mixed in, and the log says which setting
+    differs; one without its record (cut short) is removed; the last complete one of the same settings wins."""
+    folder, settings = tmp_path / "model.checkpoints", {"hyper.learning_rate": digest(1e-3), "seed": digest(5)}
+    for step, made_with in ((10, settings), (20, {**settings, "hyper.learning_rate": digest(2e-3)}), (30, None)):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        if made_with:
+            (folder / f"checkpoint-{step}" / MARKER).write_text(json.dumps({"settings": made_with, "time": 0}))
+    chosen, lines = choose_checkpoint(folder, settings)
+    assert chosen == folder / "checkpoint-10"
+    assert lines == [f"{folder}/checkpoint-20: made with other settings (hyper.learning_rate differ), set aside in "
+                     f"{folder}/set-aside/checkpoint-20-0",
+                     f"{folder}/checkpoint-30: cut short (no record of every rank's save), removed"]
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint-10", "set-aside"]
+    (folder / "checkpoint-10" / MARKER).write_text(json.dumps({"settings": {**settings, "seed": digest(6)}, "time": 0}))
+    chosen, lines = choose_checkpoint(folder, settings)
+    assert chosen is None and "(seed differ)" in lines[0]
+    assert resume_line("qft", "m", chosen) == "training qft m: from step 0 (no checkpoint to resume)"
+
+
+@pytest.mark.training
+def test_a_killed_qft_resumes_from_its_checkpoint_to_the_same_model(qft_model, tiny_models, seed_file, tmp_path):
+    """SIGKILL after a few checkpoints (one a step), the last of them as a kill during its write leaves it
+    (no record): the next run resumes from the one before, says so, and ends with the uninterrupted run's
+    weights (qft_model: no checkpoint saved)."""
+    baseline, metrics = qft_model
+    out = tmp_path / "model"
+    job = TrainJob(kind="qft", base_model=str(tiny_models / "tiny-lm"), data=str(seed_file), output_dir="",
+                   prompt_style="qwen2-math", hyper=QFT_HYPER, seed=5, checkpoint_seconds=0)
+    first = start_training(job, 1, out, tmp_path / "first.log")
+    try:
+        wait_until(lambda: len(complete_checkpoints(out)) >= 2, first, tmp_path / "first.log")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not out.exists()
+    saved = complete_checkpoints(out)
+    (saved[-1] / MARKER).unlink()
+    second = start_training(replace(job, checkpoint_seconds=3600), 1, out, tmp_path / "second.log")
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-4000:]
+    log = (tmp_path / "second.log").read_text()
+    assert f"{saved[-1]}: cut short (no record of every rank's save), removed" in log
+    assert f"resuming qft {out}: step {checkpoint_step(saved[-2])} of {metrics['steps']} (checkpoint of " in log
+    assert not checkpoints_dir(out).exists()
+    difference = weight_difference(out, baseline)
+    print(f"\nresumed QFT vs uninterrupted: largest weight difference {difference}")
+    assert difference <= 1e-6

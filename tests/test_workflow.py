@@ -245,9 +245,10 @@ def test_every_released_response_is_the_argmax_of_its_scores(hf_run):
         assert pair["margin"] == (pytest.approx(others[0] - others[1]) if len(others) > 1 else None)
 
 
-# What differs between two trainings that are the same: the time they took (sidecars, job records) and the
-# temporary folder a job wrote its model in (its record, and TrainingArguments pickled by the Trainer).
-MADE_HOW = ("seconds", "interruptions", "output_dir")
+# What differs between two trainings that are the same: the time they took (sidecars, job records), the
+# temporary folder a job wrote its model in (its record, and TrainingArguments pickled by the Trainer), and
+# the digests its checkpoints would be recorded with (its base model's file times: a retrained base model).
+MADE_HOW = ("seconds", "interruptions", "output_dir", "checkpoint_settings")
 
 
 def same_training_file(first: Path, second: Path) -> bool:
@@ -433,7 +434,9 @@ def test_full_scale_evaluate_dry_run_plans_sft_on_whole_nodes(tmp_path):
     base model x dataset on whole nodes (srun across them), an answers job per evaluated model x benchmark
     shard."""
     workdir = copy_workflow(tmp_path / "full")
-    plan = run_snakemake(workdir, "evaluate", "-n", "--profile", "slurm", timeout=300)
+    # A partition capped at 24 hours: the SFT (planned at 48) asks for 24, and resumes from its checkpoints.
+    plan = run_snakemake(workdir, "evaluate", "-n", "--profile", "slurm", timeout=300,
+                         env=user_env(SCALEQUEST_SLURM_MAX_MINUTES="1440"))
     counts = job_counts(plan.stdout)
     evaluation = full_config()["evaluation"]
     models = len(evaluation["base_models"]) * len(evaluation["datasets"]) + 1  # and the solver as it is
@@ -443,6 +446,7 @@ def test_full_scale_evaluate_dry_run_plans_sft_on_whole_nodes(tmp_path):
     sft_resources = re.findall(r"rule sft:\n(?:    .*\n)*?    resources: (.*)", plan.stdout)
     assert len(sft_resources) == 4
     assert all("nodes=2" in line and "gres=gpu:8" in line and "mpi=srun" in line for line in sft_resources)
+    assert all("runtime=1440" in line and "slurm_extra=--signal=USR1@600" in line for line in sft_resources)
     answers_resources = re.findall(r"rule eval_answers:\n(?:    .*\n)*?    resources: (.*)", plan.stdout)
     assert len(answers_resources) == models * shards and all("gpu=1" in line for line in answers_resources)
 

@@ -18,13 +18,15 @@ def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
     evaluated before the first step and after each epoch (inside train(): a separate evaluate()
     before train() leaves DeepSpeed without its training engine).
 
+    Checkpoints are saved in `job.checkpoints` (training/checkpoints.py), the model in `job.output_dir`.
     On a machine without CUDA, `use_cpu` keeps every rank on one shared model (without it, each
     rank silently trains its own copy) and bf16 is turned off."""
     import torch
 
     hyper, cuda = job.hyper, torch.cuda.is_available()
+    evaluate_first = evaluate and not job.resume_from  # a resumed run has its first evaluation in its state
     return {
-        "output_dir": job.output_dir,
+        "output_dir": job.checkpoints or job.output_dir,  # the checkpoints'; the model is saved to job.output_dir
         "num_train_epochs": hyper["epochs"],
         "max_steps": hyper.get("max_steps", -1),
         "learning_rate": hyper["learning_rate"],
@@ -40,9 +42,9 @@ def trainer_kwargs(job: TrainJob, *, evaluate: bool) -> dict[str, Any]:
         "data_seed": job.seed,
         "logging_steps": hyper.get("logging_steps", 10),
         "logging_first_step": True,
-        "save_strategy": "no",
+        "save_strategy": "no",  # checkpoints go by wall clock and signals (training/checkpoints.py)
         "eval_strategy": "epoch" if evaluate else "no",
-        "eval_on_start": evaluate,
+        "eval_on_start": evaluate_first,
         "report_to": "none",
     }
 

@@ -7,6 +7,7 @@ from typing import Any
 from ..prompts import PROMPT_STYLES
 from ..records import PAIRS, read_shard
 from .arguments import first_and_last, trl_kwargs
+from .checkpoints import train_resumable
 from .distributed import init_distributed
 from .job import TrainJob
 from .qft import split_held_out
@@ -38,7 +39,7 @@ def train_dpo(job: TrainJob) -> dict[str, Any]:
 
     trainer = DPOTrainer(model=job.base_model, ref_model=None, args=args, processing_class=tokenizer,
                          train_dataset=rows(train), eval_dataset=rows(held_out) if held_out else None)
-    result = trainer.train()
+    result = train_resumable(trainer, job)
     accuracy_before, accuracy_after = first_and_last(trainer.state.log_history, "eval_rewards/accuracies")
     loss_before, loss_after = first_and_last(trainer.state.log_history, "eval_loss")
     metrics = {"train_pairs": len(train), "held_out_pairs": len(held_out), "train_loss": result.training_loss,

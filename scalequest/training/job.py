@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,12 @@ class TrainJob:
     seed: int
     deepspeed: str = "none"    # none | zero2 | zero3
     trust_remote_code: bool = False
+    # Checkpoints (training/checkpoints.py): their folder, the one to resume from, how often (seconds of wall
+    # clock) and the digests of what defines the run, recorded with each.
+    checkpoints: str = ""
+    resume_from: str | None = None
+    checkpoint_seconds: float = 1800.0
+    checkpoint_settings: dict[str, str] = field(default_factory=dict)
 
     def deepspeed_config(self) -> str | None:
         """The DeepSpeed JSON ("auto" values filled by the Trainer), or None."""

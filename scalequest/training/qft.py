@@ -8,6 +8,7 @@ from typing import Any, Callable
 from ..prompts import PLAIN_CHAT_TEMPLATE, PROMPT_STYLES
 from ..seeds import read_seeds
 from .arguments import first_and_last, trl_kwargs
+from .checkpoints import train_resumable
 from .distributed import init_distributed
 from .job import TrainJob
 
@@ -61,7 +62,7 @@ def fine_tune(job: TrainJob, train: list, held_out: list, rows: Callable[[Any, l
         train_dataset=Dataset.from_list(rows(tokenizer, train)),
         eval_dataset=Dataset.from_list(rows(tokenizer, held_out)) if held_out else None,
     )
-    result = trainer.train()
+    result = train_resumable(trainer, job)
     before, after = first_and_last(trainer.state.log_history, "eval_loss")
     trainer.save_model(job.output_dir)
     if trainer.is_world_process_zero():

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..records import LABELS, read_shard
 from .arguments import first_and_last, trainer_kwargs
+from .checkpoints import train_resumable
 from .distributed import init_distributed
 from .job import TrainJob
 from .qft import split_held_out
@@ -66,7 +67,7 @@ def train_scorer(job: TrainJob) -> dict[str, Any]:
     trainer = Trainer(model=model, args=args, train_dataset=dataset(train),
                       eval_dataset=dataset(held_out) if held_out else None,
                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
-    result = trainer.train()
+    result = train_resumable(trainer, job)
     loss_before, loss_after = first_and_last(trainer.state.log_history, "eval_loss")
     metrics: dict[str, Any] = {"train_questions": len(train), "held_out_questions": len(held_out),
                                "truncated_questions": truncated, "train_loss": result.training_loss,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_json_atomic
+from .checkpoints import INTERRUPTED_EXIT, TrainingInterrupted, listen_for_stop
 from .distributed import finish_distributed
 from .job import METRICS_FILE, TrainJob
 
@@ -43,9 +44,15 @@ def placement() -> str:
 def main(argv: list[str]) -> None:
     import torch.distributed as dist
 
+    listen_for_stop()
     print(placement(), flush=True)
     job = TrainJob.read(argv[0])
-    metrics = run(job)
+    try:
+        metrics = run(job)
+    except TrainingInterrupted as interrupted:
+        print(f"{placement()}: {interrupted}", flush=True)
+        finish_distributed()
+        end_process(INTERRUPTED_EXIT)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     rank = dist.get_rank() if world > 1 else 0
     if rank == 0:
@@ -55,8 +62,8 @@ def main(argv: list[str]) -> None:
     end_process()
 
 
-def end_process() -> None:
-    """Exit 0 now that the model and metrics are saved and every rank is past the barrier, without the
+def end_process(status: int = 0) -> None:
+    """Exit (0: the model and metrics are saved) once every rank is past the barrier, without the
     interpreter's teardown: there a communication library's C++ thread can abort the process ("terminate
     called without an active exception", seen on one rank of a 2-rank ZeRO-3 run on CPU), and torchrun
     would report a finished training as failed."""
@@ -65,7 +72,7 @@ def end_process() -> None:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 if __name__ == "__main__":
