@@ -4,6 +4,8 @@ ones (a bad outcome, a traceback in the log), a retry just started; every figure
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -21,6 +23,11 @@ from scalequest.plan import build_plan
 from scalequest.stats import ShardStats, stats_path, write_stats
 from scalequest.status import CHUNK_FILE, EXIT_NO_RUN, STATES, render_status, run_status
 from scalequest.status import main as status_main_code
+from scalequest.training.checkpoints import ATTEMPTS as TRAINING_ATTEMPTS
+from scalequest.training.checkpoints import MARKER
+from scalequest.training.checkpoints import PREFIX as CHECKPOINT_PREFIX
+from scalequest.training.checkpoints import checkpoints_dir as checkpoints_dir_of
+from scalequest.training.job import METRICS_FILE
 
 CHUNK_SIZE = 16  # and the tiny model's hf batch: a chunk is a multiple of it
 LONG_AGO = time.time() - 86400
@@ -291,8 +298,11 @@ def test_no_run_found_says_so(tmp_path, monkeypatch, capsys, layout):
     hint = "A run is in results/tiny, the `results` of presets/tiny.yaml."
     assert (hint in err) == (layout == "a preset's run below")
     assert "Run status of" not in out and out.startswith("The plan of a fresh run into")
-    total = build_plan(load_config_files(REPO / "config.yaml", typo))["total"]
-    assert out.rstrip().endswith(f"{total['jobs']:>6} {total['gpu_hours']:>14.3f}")
+    plan = build_plan(load_config_files(REPO / "config.yaml", typo))
+    total, with_evaluation = plan["total"], plan["total_with_evaluation"]
+    assert f"\n{'total':<18} {total['jobs']:>6} {total['gpu_hours']:>14.3f}\n" in out
+    # config.yaml's evaluation is on: its rows follow, and rule evaluate's job (no GPU) beside the plan's
+    assert out.rstrip().endswith(f"{with_evaluation['jobs'] + 1:>6} {with_evaluation['gpu_hours']:>14.3f}")
 
     code, out, err = status_main(capsys, "--json", "--configfile", str(REPO / "config.yaml"), str(typo))
     assert code == 3 and json.loads(out)["run_found"] is False and "no run found" in err
@@ -310,3 +320,235 @@ def test_help_names_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
         status_main_code(["--help"])
     assert "3 no run found in the results folder" in " ".join(capsys.readouterr().out.split())
+
+
+# ---- training jobs: checkpoints, failed tries, measured seconds; the evaluation's jobs
+
+NOW = time.time()
+
+
+def model_out(results: Path, kind: str, gen: str) -> Path:
+    return results / "train" / kind / gen / "model"
+
+
+def write_checkpoint(out: Path, step: int, max_steps: int, made: float | None, signal: str | None = None) -> Path:
+    """A checkpoint in `out`.checkpoints; `made` None: one cut short (no record: not every rank saved)."""
+    folder = checkpoints_dir_of(out) / f"{CHECKPOINT_PREFIX}{step}"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"\0" * 8)
+    if made is not None:
+        (folder / MARKER).write_text(json.dumps({"settings": {"seed": "abc"}, "time": made, "step": step,
+                                                 "max_steps": max_steps, "signal": signal}))
+    return folder
+
+
+def write_failed_tries(out: Path, *tries: tuple[float, float, float]) -> None:
+    """attempts.json of the tries that ended without a model: (started, ended, lost_seconds) each."""
+    folder = checkpoints_dir_of(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / TRAINING_ATTEMPTS).write_text(json.dumps([{"started": s, "ended": e, "lost_seconds": lost}
+                                                         for s, e, lost in tries]))
+
+
+def training_log(results: Path, rule: str, name: str, written: float, *errors: str) -> Path:
+    log = write_log(results, rule, name, *errors)
+    os.utime(log, (written, written))
+    return log
+
+
+def write_model(out: Path, **metrics) -> Path:
+    """A trained model's folder and its training_metrics.json (an older version's: without seconds)."""
+    out.mkdir(parents=True)
+    (out / METRICS_FILE).write_text(json.dumps({"kind": "qft", "world_size": 1, "steps": 10, **metrics}))
+    return out / METRICS_FILE
+
+
+def unfinished(status: dict) -> dict:
+    return {(s["stage"], s["generator"]): s for s in status["shards"]}
+
+
+def row_of(status: dict, stage: str) -> dict:
+    return next(row for row in status["stages"] + status["evaluation"] if row["stage"] == stage)
+
+
+def test_training_jobs_show_their_last_checkpoint_and_failed_tries(tmp_path):
+    """A training try in progress shows its last complete checkpoint (step of max_steps, when); one that ended
+    without a model (attempts.json) and no try since is failed, interrupted, with its failed tries, their time
+    counted as spent; a retry in progress is started again; one with a log alone is as before."""
+    config, results = tiny_results(tmp_path)
+    # qft qwen2-math: the first try, running: two complete checkpoints, a third one being written.
+    running = model_out(results, "qft", "qwen2-math")
+    write_checkpoint(running, 100, 400, NOW - 1800)
+    write_checkpoint(running, 200, 400, NOW - 600)
+    write_checkpoint(running, 300, 400, None)
+    training_log(results, "qft", "qwen2-math", NOW - 5)
+    # qft deepseek-math: preempted 20 min ago after its checkpoint on SIGTERM, no error in its log, no retry yet.
+    interrupted = model_out(results, "qft", "deepseek-math")
+    write_checkpoint(interrupted, 150, 400, NOW - 1260, signal="SIGTERM")
+    write_failed_tries(interrupted, (NOW - 4200, NOW - 1200, 60.0))
+    training_log(results, "qft", "deepseek-math", NOW - 1200)
+    # qpo_train qwen2-math: two failed tries, the last with a traceback; no checkpoint at all.
+    crashed = model_out(results, "qpo", "qwen2-math")
+    write_failed_tries(crashed, (NOW - 9000, NOW - 8000, 1000.0), (NOW - 7000, NOW - 6500, 500.0))
+    training_log(results, "qpo_train", "qwen2-math", NOW - 6499, "", "TrainingError: qpo training failed (exit 1)")
+    # qpo_train deepseek-math: its retry began after the failed try (the log written since).
+    retried = model_out(results, "qpo", "deepseek-math")
+    write_checkpoint(retried, 40, 80, NOW - 3000)
+    write_failed_tries(retried, (NOW - 6000, NOW - 2900, 100.0))
+    training_log(results, "qpo_train", "deepseek-math", NOW - 30, "TrainingError: failed (exit 75)", "")
+    # difficulty_train: a log, no checkpoint yet: as before.
+    (results / "logs").mkdir(parents=True, exist_ok=True)
+    (results / "logs" / "difficulty_train.log").write_text(where_it_runs("difficulty_train") + "\n")
+
+    status = run_status(config, now=NOW)
+    jobs = unfinished(status)
+    first = jobs["qft", "qwen2-math"]
+    assert first["state"] == "started" and first["reason"] is None and first["failed_tries"] == 0
+    assert first["checkpoint"] == {"step": 200, "max_steps": 400, "time": NOW - 600, "signal": None,
+                                   "path": str(running) + ".checkpoints/checkpoint-200"}
+    stopped = jobs["qft", "deepseek-math"]
+    assert stopped["state"] == "failed" and stopped["reason"].startswith("interrupted 20.0 min ago, no try since")
+    assert (stopped["checkpoint"]["step"], stopped["failed_tries"], stopped["lost_seconds"], stopped["seconds"]) == \
+        (150, 1, 60.0, 3000.0)
+    failed = jobs["qpo_train", "qwen2-math"]
+    assert (failed["state"], failed["reason"], failed["checkpoint"], failed["failed_tries"]) == \
+        ("failed", "TrainingError: qpo training failed (exit 1)", None, 2)
+    again = jobs["qpo_train", "deepseek-math"]
+    assert (again["state"], again["reason"], again["failed_tries"]) == ("started", None, 1)
+    assert jobs["difficulty_train", "seeds"]["state"] == "started"
+
+    gpus = next(row for row in build_plan(config)["stages"] if row["stage"] == "qft")["gpus_per_job"]
+    qft, qpo = row_of(status, "qft"), row_of(status, "qpo_train")
+    assert (qft["started"], qft["failed"], qft["done"]) == (1, 1, 0)
+    assert qft["gpu_hours_spent"] == round(3000.0 * gpus / 3600, 3) and qft["spent_basis"] == "measured"
+    assert qpo["gpu_hours_spent"] == round((1000 + 500 + 3100) * gpus / 3600, 3)
+
+    text = render_status(status)
+    saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(NOW - 600))
+    assert (f"  qft qwen2-math: its log last written 5 s ago\n"
+            f"    last checkpoint: step 200 of 400 (50%), saved 10.0 min ago ({saved})\n"
+            f"    log: {results}/logs/qft/qwen2-math.log\n") in text
+    assert ("  qft deepseek-math: interrupted 20.0 min ago, no try since (no error in its log: time limit, "
+            "preemption, node lost?)\n"
+            "    last checkpoint: step 150 of 400 (38%), saved 21.0 min ago") in text
+    assert "on SIGTERM\n    failed tries: 1, 1.0 min lost after their last checkpoint\n    log: " in text
+    assert ("  qpo_train qwen2-math: TrainingError: qpo training failed (exit 1)\n"
+            "    last checkpoint: none, a retry starts from step 0\n"
+            "    failed tries: 2, 25.0 min lost after their last checkpoint\n") in text
+    assert ("  qpo_train deepseek-math: its log last written 30 s ago\n"
+            "    last checkpoint: step 40 of 80 (50%), saved 50.0 min ago") in text
+    assert "  difficulty_train seeds: nothing on disk but its log\n" in text
+    assert text.index("qft deepseek-math") < text.index("Started (") < text.index("qft qwen2-math: its log")
+
+
+def test_a_training_try_killed_without_a_log_is_failed(tmp_path):
+    """Failed tries and no log (deleted, or never written on this file system): failed, not waiting."""
+    config, results = tiny_results(tmp_path)
+    write_failed_tries(model_out(results, "qft", "qwen2-math"), (NOW - 100, NOW - 50, 50.0))
+    [job] = run_status(config, now=NOW)["shards"]
+    assert (job["stage"], job["state"], job["log_written"]) == ("qft", "failed", None)
+    assert "interrupted" in job["reason"]
+
+
+def test_finished_training_jobs_spend_their_measured_seconds(tmp_path):
+    """A model's training_metrics.json `seconds` + `interruptions.lost_seconds`, times the plan row's GPUs, is
+    what it spent; a model of an older version (no `seconds`) or with bad metrics counts the plan's GPU-h, and
+    the report says so; to go comes from the measured ones."""
+    config, results = tiny_results(tmp_path)
+    config["plan"] = {**config["plan"], "gpus_per_training_job": 4}
+    plan = {row["stage"]: row for row in build_plan(config)["stages"] + build_plan(config)["evaluation"]}
+    write_model(model_out(results, "qft", "qwen2-math"), seconds=1000.0,
+                interruptions={"attempts": 2, "lost_seconds": 200.0})
+    older = write_model(model_out(results, "qft", "deepseek-math"))
+    write_model(model_out(results, "qpo", "qwen2-math"), kind="qpo", seconds=360.0,
+                interruptions={"attempts": 1, "lost_seconds": 0.0})
+    bad = write_model(results / "train" / "difficulty" / "scorer", kind="scorer", seconds="soon")
+
+    status = run_status(config, now=NOW)
+    qft, qpo, scorer = (row_of(status, stage) for stage in ("qft", "qpo_train", "difficulty_train"))
+    assert plan["qft"]["gpus_per_job"] == 4
+    measured = 1200.0 * 4 / 3600
+    planned = plan["qft"]["gpu_hours"] / plan["qft"]["jobs"]
+    assert (qft["done"], qft["spent_basis"], qft["done_time_planned"], qft["done_time_unknown"]) == (2, "mixed", 1, 0)
+    assert qft["gpu_hours_spent"] == round(measured + planned, 3)
+    assert qft["gpu_hours_per_job"] == {"planned": round(planned, 3), "measured": round(measured, 3)}
+    assert (qpo["spent_basis"], qpo["to_go_basis"], qpo["gpu_hours_spent"]) == ("measured", "measured", 0.4)
+    assert qpo["gpu_hours_to_go"] == round(0.4 * (qpo["jobs"] - 1), 3)
+    assert (scorer["spent_basis"], scorer["gpu_hours_spent"], scorer["to_go_basis"]) == \
+        ("planned", round(plan["difficulty_train"]["gpu_hours"], 3), "planned")
+    assert status["models_without_seconds"] == [str(older)]
+    assert status["bad_training_metrics"] == [{"stage": "difficulty_train", "generator": "seeds", "metrics": str(bad),
+                                               "problem": "'seconds' is \"soon\", not a number of seconds"}]
+    assert status["total"]["done_time_planned"] == 2 and status["sidecars_without_seconds"] == []
+
+    text = render_status(status)
+    assert re.search(rf"\nqft +2/2 .* {measured + planned:.3f} mix +0\.000 meas +{planned:.3f} / {measured:.3f}\n",
+                     text)
+    assert re.search(r"\nqpo_train +1/2 .* 0\.400 meas +0\.400 meas", text)
+    assert re.search(r"\ndifficulty_train +1/1 .* \d+\.\d{3} plan +0\.000 plan", text)
+    assert ("Trained models counted at the plan's GPU-h per job: 2 (their training_metrics.json: 1 of an older "
+            f"version, without 'seconds', e.g. {older}; 1 that could not be read, listed below).") in \
+        " ".join(text.split())
+    assert f"  difficulty_train seeds: 'seconds' is \"soon\", not a number of seconds\n    metrics: {bad}\n" in text
+    assert "Finished shards of unknown time" not in text and ">=" not in text
+
+
+def eval_answers_out(results: Path, label: str, dataset: str, shard: str) -> Path:
+    return results / "evaluation" / "answers" / label / dataset / "tiny" / f"{shard}.parquet"
+
+
+def test_the_evaluation_jobs_are_listed(tmp_path, monkeypatch):
+    """With the evaluation on, status has its rows apart (sft, eval_answers, rule evaluate), each job from its
+    files: the SFT model and its metrics, the answers' sidecars, chunks and attempts, the scores; an evaluated
+    benchmark left out for want of its file has no jobs."""
+    monkeypatch.setenv("SCALEQUEST_SHARED_DATA", str(tmp_path / "no-data"))
+    config, results = tiny_results(tmp_path)
+    config["evaluation"] = {**config["evaluation"], "benchmarks": ["tiny", "gsm8k"]}  # gsm8k: optional, absent
+    plan = {row["stage"]: row for row in build_plan(config)["evaluation"]}
+    sft = results / "evaluation" / "sft" / "tiny-lm" / "scalequest" / "model"
+    write_model(sft, kind="sft", seconds=600.0, interruptions={"attempts": 1, "lost_seconds": 0.0})
+    write_sidecar(eval_answers_out(results, "tiny-lm", "none", "00000"), "eval_answers", "tiny-lm/none/tiny", "00000",
+                  36.0, lost=0.0)
+    write_chunks(eval_answers_out(results, "tiny-lm", "none", "00001"), [0, 16],
+                 [attempt(1, NOW - 100, NOW - 5, "running")])
+    write_log(results, "eval_answers", "tiny-lm/scalequest/tiny/00000", "RuntimeError: CUDA out of memory")
+    write_log(results, "evaluate", "", "KeyError: 'tiny'")
+    (results / "logs" / "evaluate" / ".log").rename(results / "logs" / "evaluate.log")
+
+    status = run_status(config, now=NOW)
+    assert [row["stage"] for row in status["evaluation"]] == ["sft", "eval_answers", "evaluation"]
+    answers = row_of(status, "eval_answers")
+    assert plan["eval_answers"]["jobs"] == 2 * 2 * 1 + 2 * 1  # tiny: 2 shards, gsm8k: 1, for 2 evaluated rows
+    assert (answers["jobs"], answers["done"], answers["running"], answers["failed"], answers["waiting"]) == \
+        (4, 1, 1, 1, 1)
+    assert answers["chunks_done"] == 2
+    gpus = job_gpus(config, "eval_answers", "tiny-lm/none/tiny")
+    assert answers["gpu_hours_per_job"]["measured"] == round(36.0 * gpus / 3600, 3)
+    assert row_of(status, "sft")["gpu_hours_spent"] == round(600.0 * plan["sft"]["gpus_per_job"] / 3600, 3)
+    assert (row_of(status, "evaluation")["failed"], row_of(status, "evaluation")["gpu_hours_spent"]) == (1, 0.0)
+    synthesis = sum(row["jobs"] for row in status["stages"])
+    assert status["total"]["jobs"] == synthesis and status["total_with_evaluation"]["jobs"] == synthesis + 1 + 4 + 1
+    jobs = {(s["stage"], s["generator"], s["shard"]): s for s in status["shards"]}
+    assert jobs["eval_answers", "tiny-lm/none/tiny", "00001"]["state"] == "running"
+    assert jobs["eval_answers", "tiny-lm/scalequest/tiny", "00000"]["reason"] == "RuntimeError: CUDA out of memory"
+    assert jobs["evaluation", "scores", "00000"]["reason"] == "KeyError: 'tiny'"
+
+    text = render_status(status)
+    assert re.search(r"\ntotal +\d+/\d+ .*\nsft +1/1 .*\neval_answers +1/4 +1 +1 +0 +2 .*\nevaluation +0/1 .*\n"
+                     r"total with eval\. +\d+/\d+ ", text)
+    assert "  eval_answers tiny-lm/none/tiny/00001: 2 of 4 chunks, attempt 1 on node7, Slurm job 4242" in text
+    assert f"log: {results}/logs/eval_answers/tiny-lm/scalequest/tiny/00000.log" in text
+    assert f"  evaluation: KeyError: 'tiny'\n    log: {results}/logs/evaluate.log" in text
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_the_evaluation_is_left_out_when_off(tmp_path, started):
+    """Evaluation off: no rows of it, but where `snakemake evaluate` has begun it (its folder is there)."""
+    config, results = tiny_results(tmp_path)
+    config["evaluation"] = {**config["evaluation"], "enabled": False}
+    if started:
+        (results / "evaluation" / "datasets").mkdir(parents=True)
+    status = run_status(config, now=NOW)
+    assert [row["stage"] for row in status["evaluation"]] == (["sft", "eval_answers", "evaluation"] if started else [])
+    assert ("total with eval." in render_status(status)) == started
+    assert status["total_with_evaluation"]["jobs"] == status["total"]["jobs"] + (1 + 4 + 1 if started else 0)
