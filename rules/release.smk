@@ -10,13 +10,11 @@ from snakemake_interface_executor_plugins.settings import ExecMode
 # again: funnel.json goes, so that Snakemake sees an output of the release missing. Checked by the
 # controller and a dry run, not by a cluster job's own snakemake.
 if workflow.exec_mode == ExecMode.DEFAULT and os.path.exists(RELEASE_FUNNEL):
-    from scalequest.stages.release import release_mismatch
+    from scalequest.stages.release import forget_disagreeing_release
 
-    _mismatch = release_mismatch(RELEASE_DIR)
-    if _mismatch:
-        print(f"The release in {RELEASE_DIR} differs from its funnel.json ({_mismatch}): it will be made again",
-              file=sys.stderr)
-        os.remove(RELEASE_FUNNEL)
+    _said = forget_disagreeing_release(RELEASE_DIR)
+    if _said:
+        print(_said, file=sys.stderr)
 
 
 rule release:

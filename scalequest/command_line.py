@@ -2,9 +2,9 @@
 
 Snakemake reads the --configfile files before the Snakefile runs, and names neither file nor line for
 a YAML error; `--configfile my.yaml TARGET` reads the target as a second config file (the option takes
-every word after it); `--config respond.n=3` stops with a traceback. The profiles (and
-profiles/default, which Snakemake loads for a bare `snakemake` in the checkout) call
-stop_on_bad_command_line when they load, which is before Snakemake reads the files."""
+every word after it); `--config respond.n=3` stops with a traceback. profiles/default, the workflow
+profile Snakemake loads for every run in the checkout (beside a --profile), calls
+stop_on_bad_command_line when it loads, which is before Snakemake reads the files."""
 from __future__ import annotations
 
 import sys

@@ -293,6 +293,16 @@ def release_mismatch(release_dir: str | Path) -> str | None:
     return None if rows == pairs else f"the data files hold {rows} pairs, funnel.json says {pairs}"
 
 
+def forget_disagreeing_release(release_dir: str | Path) -> str | None:
+    """Remove the funnel.json of a release whose data files disagree with it (release_mismatch), so that
+    Snakemake sees an output of the release missing and makes it again; returns the line that says so."""
+    mismatch = release_mismatch(release_dir)
+    if mismatch is None:
+        return None
+    (Path(release_dir) / "funnel.json").unlink(missing_ok=True)
+    return f"The release in {release_dir} differs from its funnel.json ({mismatch}): it will be made again"
+
+
 def _release_funnel(total: int, reasons: Counter, benchmarks: Sequence[str]) -> Funnel:
     """In, kept and dropped by reason (`reasons`: each row's, None for kept); every reason is listed,
     with 0 where nothing was dropped."""
